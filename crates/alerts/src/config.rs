@@ -1,0 +1,53 @@
+//! The `alerts` section.
+
+use std::path::PathBuf;
+
+use pharos_config::{Validate, Validator};
+use pharos_server::config::check_listen_address;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// API and UI port (`--web.listen-address`).
+    pub http_listen_address: String,
+    /// The user's own `alertmanager.yml` (`--config.file`).
+    pub config_file: Option<PathBuf>,
+    /// Local disk for silences and the notification log (`--storage.path`).
+    pub local_path: PathBuf,
+    /// HA gossip address (`--cluster.listen-address`); empty disables HA.
+    pub cluster_listen_address: String,
+    /// Initial peers (`--cluster.peer`).
+    pub peers: Vec<String>,
+    /// The URL users reach this router under (`--web.external-url`).
+    pub external_url: Option<String>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            http_listen_address: "0.0.0.0:9093".into(),
+            config_file: None,
+            local_path: PathBuf::from("./data/local/alerts"),
+            cluster_listen_address: "0.0.0.0:9094".into(),
+            peers: Vec::new(),
+            external_url: None,
+        }
+    }
+}
+
+impl Validate for AlertsConfig {
+    fn validate(&self, v: &mut Validator) {
+        check_listen_address(v, "http_listen_address", &self.http_listen_address);
+        if !self.cluster_listen_address.is_empty() {
+            check_listen_address(v, "cluster_listen_address", &self.cluster_listen_address);
+        }
+        if let Some(f) = &self.config_file {
+            v.check(
+                f.is_file(),
+                "config_file",
+                format!("file {} does not exist", f.display()),
+            );
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! The Prometheus HTTP API surface.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use pharos_core::BuildInfo;
+use pharos_server::{ErrorFormat, unbuilt_routes};
+
+#[derive(Clone, Default)]
+pub struct MetricsApi {}
+
+pub fn router(state: MetricsApi) -> Router {
+    let r = Router::new()
+        .route("/api/v1/status/buildinfo", get(buildinfo))
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready));
+    unbuilt_routes(
+        r,
+        &["/api/v1/{*rest}", "/federate", "/-/reload"],
+        ErrorFormat::Prometheus,
+    )
+    .with_state(state)
+}
+
+/// Prometheus' envelope. No `features` field: Grafana reads its presence as
+/// "this is Mimir".
+async fn buildinfo() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "success", "data": BuildInfo::current() }))
+}
+
+async fn healthy() -> &'static str {
+    "Prometheus Server is Healthy.\n"
+}
+
+/// Answered only once the listener is serving, which is when the role is
+/// ready; `/ready` carries the component detail.
+async fn ready() -> &'static str {
+    "Prometheus Server is Ready.\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pharos_server::testing::{get as get_path, post};
+
+    #[tokio::test]
+    async fn buildinfo_has_prometheus_envelope_without_features() {
+        let a = get_path(router(MetricsApi::default()), "/api/v1/status/buildinfo").await;
+        assert_eq!(a.status, 200);
+        let v = a.json();
+        assert_eq!(v["status"], "success");
+        assert_eq!(v["data"]["version"], env!("CARGO_PKG_VERSION"));
+        assert!(v["data"].get("features").is_none());
+    }
+
+    #[tokio::test]
+    async fn unbuilt_routes_answer_501_in_prometheus_shape() {
+        let a = post(router(MetricsApi::default()), "/api/v1/query", "query=1").await;
+        assert_eq!(a.status, 501);
+        let v = a.json();
+        assert_eq!(v["status"], "error");
+        assert!(v["error"].as_str().unwrap().contains("/api/v1/query"));
+        let a = get_path(router(MetricsApi::default()), "/-/healthy").await;
+        assert_eq!(a.status, 200);
+    }
+}

@@ -1,0 +1,12 @@
+//! `metrics-server`: the Prometheus-compatible role. Today it serves the
+//! upstream routes' shape (501 where the engine is not built yet) and the
+//! status endpoints; scraping, remote_write, the TSDB and PromQL land here.
+
+pub mod api;
+pub mod config;
+
+pub use api::{MetricsApi, router};
+pub use config::MetricsConfig;
+
+/// Readiness component and listener name.
+pub const ROLE: &str = "metrics-server";

@@ -1,0 +1,7 @@
+//! `trace-distributor`: one role, with upstream's flags.
+
+use pharos::Role;
+
+fn main() -> std::process::ExitCode {
+    pharos::main_for(Some(Role::TraceDistributor))
+}

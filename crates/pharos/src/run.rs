@@ -1,0 +1,262 @@
+//! Start-up shared by every binary: flags → config → storage → roles →
+//! listeners, then serve until SIGTERM/SIGINT.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use pharos_config::{Env, Validator, load_str};
+use pharos_server::{Listener, Readiness, ReadyHandle, Registry, Server, Shutdown};
+use pharos_storage::ObjectStorage;
+
+use crate::cli::Args;
+use crate::config::PharosConfig;
+use crate::roles::{Family, Role, parse_targets};
+
+/// The `main` of every binary. `fixed` is the role a role binary runs;
+/// `None` for the all-in-one `pharos`, which takes `-target`.
+pub fn main_for(fixed: Option<Role>) -> ExitCode {
+    let args = match Args::parse_go_style(std::env::args()) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args, fixed, Shutdown::new(), true)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // one line a person can act on
+            eprintln!("{}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the configuration the way every binary does: the dotenv file, the
+/// YAML file (or defaults), then flags, then validation.
+pub fn load_config(args: &Args, primary: Option<Role>) -> anyhow::Result<PharosConfig> {
+    let env_file = args
+        .env_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(".env"));
+    let env = Env::from_process_and_dotenv(&env_file)?;
+    let lookup = |name: &str| env.get(name);
+    let (mut cfg, file) = match &args.config_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("config error: cannot read {}", path.display()))?;
+            let file = path.display().to_string();
+            (load_str::<PharosConfig>(&text, &file, &lookup)?, file)
+        }
+        None => (PharosConfig::default(), "<defaults>".to_owned()),
+    };
+    args.apply(&mut cfg, primary)
+        .map_err(|e| anyhow::anyhow!("flag error: {e}"))?;
+    // flags may have changed values the file's validation already passed
+    let mut v = Validator::new();
+    pharos_config::Validate::validate(&cfg, &mut v);
+    if let Some((key, message)) = v.into_errors().into_iter().next() {
+        let key = (!key.is_empty()).then_some(key);
+        return Err(pharos_config::ConfigError::invalid(&file, None, key, message).into());
+    }
+    Ok(cfg)
+}
+
+pub async fn run(
+    args: Args,
+    fixed: Option<Role>,
+    shutdown: Shutdown,
+    signals: bool,
+) -> anyhow::Result<()> {
+    let roles = match (fixed, &args.target) {
+        (Some(r), Some(t)) if t != r.name() && t != "all" => {
+            anyhow::bail!(
+                "flag error: -target={t} but this binary runs {r}; use the pharos binary to pick roles"
+            )
+        }
+        (Some(r), _) => vec![r],
+        (None, t) => parse_targets(t.as_deref().unwrap_or("all"))
+            .map_err(|e| anyhow::anyhow!("flag error: {e}"))?,
+    };
+    let cfg = load_config(&args, fixed)?;
+    if args.check_config {
+        println!("configuration OK");
+        return Ok(());
+    }
+    crate::logging::init(&cfg.server.log_level, &cfg.server.log_format);
+    let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
+    tracing::info!(roles = ?names, version = env!("CARGO_PKG_VERSION"), "starting pharos");
+
+    let registry = Registry::new();
+    registry.register_process_metrics();
+    let readiness = Readiness::new();
+    let storage = ObjectStorage::from_config(&cfg.storage)
+        .await
+        .context("storage")?;
+    let mut server = Server::new(
+        &cfg.server,
+        &cfg.auth,
+        registry.clone(),
+        readiness.clone(),
+        cfg.to_masked_yaml(),
+    );
+
+    let mut handles = Vec::new();
+    for family in [
+        Family::Metrics,
+        Family::Logs,
+        Family::Traces,
+        Family::Alerts,
+    ] {
+        let members: Vec<Role> = roles
+            .iter()
+            .copied()
+            .filter(|r| r.family() == family)
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let mut router = Router::new();
+        for r in &members {
+            router = router.merge(role_router(*r));
+            handles.push((*r, readiness.register(r.name())));
+        }
+        let components = members.iter().map(|r| r.name().to_owned()).collect();
+        let (name, address) = family_listener(&cfg, family, &members);
+        server
+            .bind(Listener::http(name, address, router).with_components(components))
+            .await?;
+    }
+    let (health, grpc) = grpc_router();
+    server
+        .bind(Listener::grpc(
+            "grpc",
+            cfg.server.grpc_listen_address.clone(),
+            grpc.clone(),
+        ))
+        .await?;
+    if roles.contains(&Role::TraceDistributor) {
+        server
+            .bind(Listener::grpc(
+                "otlp-grpc",
+                cfg.traces.otlp_grpc_listen_address.clone(),
+                grpc,
+            ))
+            .await?;
+        server
+            .bind(
+                Listener::http(
+                    "otlp-http",
+                    cfg.traces.otlp_http_listen_address.clone(),
+                    pharos_traces::otlp_http_router(Default::default()),
+                )
+                .with_components(vec![Role::TraceDistributor.name().into()]),
+            )
+            .await?;
+    }
+
+    for r in &roles {
+        prepare_local_dir(&cfg, *r).await?;
+    }
+    tokio::spawn(become_ready(storage.clone(), handles, health));
+    if signals {
+        shutdown.listen_for_signals();
+    }
+    server.run(shutdown).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn role_router(role: Role) -> Router {
+    match role {
+        Role::MetricsServer => pharos_metrics::router(Default::default()),
+        Role::LogIngester => pharos_logs::ingester_router(Default::default()),
+        Role::LogQuerier => pharos_logs::querier_router(Default::default()),
+        Role::TraceDistributor => pharos_traces::distributor_router(Default::default()),
+        Role::TraceIngester => pharos_traces::ingester_router(Default::default()),
+        Role::TraceQuerier => pharos_traces::querier_router(Default::default()),
+        Role::TraceCompactor => pharos_traces::compactor_router(Default::default()),
+        Role::AlertRouter => pharos_alerts::router(Default::default()),
+    }
+}
+
+/// The listener name is the role's when one role owns the port, else the
+/// family's.
+fn family_listener(cfg: &PharosConfig, family: Family, members: &[Role]) -> (&'static str, String) {
+    let (family_name, addr) = match family {
+        Family::Metrics => ("metrics", &cfg.metrics.http_listen_address),
+        Family::Logs => ("logs", &cfg.logs.http_listen_address),
+        Family::Traces => ("traces", &cfg.traces.http_listen_address),
+        Family::Alerts => ("alerts", &cfg.alerts.http_listen_address),
+    };
+    let name = if members.len() == 1 {
+        members[0].name()
+    } else {
+        family_name
+    };
+    (name, addr.clone())
+}
+
+fn grpc_router() -> (tonic_health::server::HealthReporter, Router) {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    let router = tonic::service::Routes::new(service)
+        .prepare()
+        .into_axum_router();
+    (reporter, router)
+}
+
+async fn prepare_local_dir(cfg: &PharosConfig, role: Role) -> anyhow::Result<()> {
+    let dir: &Path = match role.family() {
+        Family::Metrics => &cfg.metrics.local_path,
+        Family::Logs => &cfg.logs.local_path,
+        Family::Traces => &cfg.traces.local_path,
+        Family::Alerts => &cfg.alerts.local_path,
+    };
+    tokio::fs::create_dir_all(dir)
+        .await
+        .with_context(|| format!("cannot create local directory {} for {role}", dir.display()))
+}
+
+/// Roles are ready once object storage answers; until then `/ready` says
+/// what it waits for, and the check is retried with backoff.
+async fn become_ready(
+    storage: ObjectStorage,
+    handles: Vec<(Role, ReadyHandle)>,
+    health: tonic_health::server::HealthReporter,
+) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match storage.list_dirs("").await {
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "object storage not reachable yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    for (role, h) in handles {
+        h.set_ready(true);
+        tracing::info!(role = role.name(), "ready");
+    }
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: start the real binaries on free loopback ports and
+//! talk to them only as a client would.
+
+mod access;
+mod config_errors;
+mod startup;
+mod support;
