@@ -59,6 +59,15 @@ async fn all_in_one_serves_every_role_and_stops_on_sigterm() {
             "{name}: {text}"
         );
         assert!(text.contains("pharos_build_info{"), "{name}");
+        // the readiness check listed the object store at least once
+        assert!(
+            !text.contains(
+                r#"pharos_storage_operations_total{backend="filesystem",operation="list_dirs"} 0"#
+            ) && text.contains(
+                r#"pharos_storage_operations_total{backend="filesystem",operation="list_dirs"} "#
+            ),
+            "{name}: {text}"
+        );
         if let Some(pt) = &promtool {
             promtool_check_metrics(pt, &text)
                 .unwrap_or_else(|e| panic!("{name}: promtool: {e}\n{text}"));

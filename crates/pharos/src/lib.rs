@@ -6,6 +6,7 @@ pub mod config;
 pub mod logging;
 pub mod roles;
 pub mod run;
+pub mod storage_metrics;
 
 pub use cli::Args;
 pub use config::PharosConfig;

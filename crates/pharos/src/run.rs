@@ -110,6 +110,9 @@ pub async fn run(
     let storage = ObjectStorage::from_config(&cfg.storage)
         .await
         .context("storage")?;
+    registry.register(std::sync::Arc::new(
+        crate::storage_metrics::StorageCollector(storage.clone()),
+    ));
     let mut server = Server::new(
         &cfg.server,
         &cfg.auth,
@@ -145,6 +148,10 @@ pub async fn run(
             .await?;
     }
     let (health, grpc) = grpc_router();
+    // tonic-health starts out SERVING; say NOT_SERVING until the roles are ready
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
     server
         .bind(Listener::grpc(
             "grpc",

@@ -133,6 +133,63 @@ mod tests {
         HeaderValue::from_str(s).unwrap()
     }
 
+    fn guarded(cfg: AccessConfig) -> axum::Router {
+        let state = AccessState {
+            config: Arc::new(cfg),
+            listener: "grpc",
+            failures: crate::metrics::Registry::new().counter_vec(
+                "f_total",
+                "f",
+                &["listener", "reason"],
+            ),
+        };
+        axum::Router::new()
+            .route("/ready", axum::routing::get(|| async { "ready" }))
+            .route(
+                "/grpc.health.v1.Health/Check",
+                axum::routing::post(|| async { "ok" }),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                state,
+                require_credentials,
+            ))
+    }
+
+    #[tokio::test]
+    async fn grpc_callers_get_unauthenticated_status() {
+        let req = http::Request::post("/grpc.health.v1.Health/Check")
+            .header(header::CONTENT_TYPE, "application/grpc")
+            .body(Body::empty())
+            .unwrap();
+        let a = crate::testing::send(guarded(cfg()), req).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.headers["grpc-status"], "16");
+        let req = http::Request::post("/grpc.health.v1.Health/Check")
+            .header(header::CONTENT_TYPE, "application/grpc")
+            .header(header::AUTHORIZATION, "Bearer tok")
+            .body(Body::empty())
+            .unwrap();
+        let a = crate::testing::send(guarded(cfg()), req).await;
+        assert_eq!((a.status.as_u16(), a.body.as_str()), (200, "ok"));
+        assert!(!a.headers.contains_key("grpc-status"));
+    }
+
+    #[tokio::test]
+    async fn ready_can_stay_open() {
+        assert_eq!(
+            crate::testing::get(guarded(cfg()), "/ready").await.status,
+            200
+        );
+        let closed = AccessConfig {
+            unauthenticated_ready: false,
+            ..cfg()
+        };
+        assert_eq!(
+            crate::testing::get(guarded(closed), "/ready").await.status,
+            401
+        );
+    }
+
     #[test]
     fn checks_credentials() {
         let c = cfg();
