@@ -127,7 +127,7 @@ impl Labels {
         Self(
             self.0
                 .iter()
-                .filter(|l| names.iter().any(|n| *n == l.name))
+                .filter(|l| names.contains(&l.name))
                 .cloned()
                 .collect(),
         )
@@ -138,7 +138,7 @@ impl Labels {
         Self(
             self.0
                 .iter()
-                .filter(|l| !names.iter().any(|n| *n == l.name))
+                .filter(|l| !names.contains(&l.name))
                 .cloned()
                 .collect(),
         )
