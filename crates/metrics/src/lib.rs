@@ -4,9 +4,12 @@
 
 pub mod api;
 pub mod config;
+pub mod error;
+pub mod remote_write;
 
 pub use api::{MetricsApi, router};
 pub use config::MetricsConfig;
+pub use error::WriteError;
 
 /// Readiness component and listener name.
 pub const ROLE: &str = "metrics-server";
