@@ -3,8 +3,10 @@
 
 pub mod build;
 pub mod error;
+pub mod limits;
 pub mod tenant;
 
 pub use build::BuildInfo;
 pub use error::{ErrorClass, GrpcCode};
+pub use limits::{RateLimited, RateLimiter};
 pub use tenant::{TenantError, TenantId};
