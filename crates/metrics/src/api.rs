@@ -1,18 +1,48 @@
 //! The Prometheus HTTP API surface.
 
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+
+use crate::ingest::Ingest;
 use pharos_core::BuildInfo;
 use pharos_server::{ErrorFormat, unbuilt_routes};
 
+/// What the API serves from; parts not built yet stay `None` and their
+/// routes answer 501.
 #[derive(Clone, Default)]
-pub struct MetricsApi {}
+pub struct MetricsApi {
+    /// The remote_write receiver; `None` when disabled.
+    pub ingest: Option<Ingest>,
+}
+
+/// Remote write bodies are snappy-compressed protobuf; Prometheus sends at
+/// most a few MiB per request, agents sometimes more.
+const MAX_WRITE_BODY: usize = 64 << 20;
 
 pub fn router(state: MetricsApi) -> Router {
-    let r = Router::new()
+    let mut r = Router::new()
         .route("/api/v1/status/buildinfo", get(buildinfo))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready));
+    r = match state.ingest.clone() {
+        Some(ing) => r.route(
+            "/api/v1/write",
+            post(crate::ingest::write)
+                .with_state(ing)
+                .layer(DefaultBodyLimit::max(MAX_WRITE_BODY)),
+        ),
+        // Prometheus' answer when the receiver is off
+        None => r.route(
+            "/api/v1/write",
+            post(|| async {
+                (
+                    http::StatusCode::NOT_FOUND,
+                    "remote write receiver needs to be enabled with --web.enable-remote-write-receiver\n",
+                )
+            }),
+        ),
+    };
     unbuilt_routes(
         r,
         &["/api/v1/{*rest}", "/federate", "/-/reload"],

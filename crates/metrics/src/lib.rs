@@ -5,11 +5,13 @@
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod ingest;
 pub mod remote_write;
 
 pub use api::{MetricsApi, router};
 pub use config::MetricsConfig;
 pub use error::WriteError;
+pub use ingest::{AppendOutcome, Ingest, SampleSink, SinkError};
 
 /// Readiness component and listener name.
 pub const ROLE: &str = "metrics-server";

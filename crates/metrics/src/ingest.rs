@@ -1,0 +1,245 @@
+//! The remote_write receiver: `POST /api/v1/write`.
+//!
+//! Answers as senders expect: 204 when everything was stored; 400 naming
+//! the first problem when some series or samples were refused (the rest are
+//! stored, so a retry cannot duplicate them); 415 for content types we do
+//! not speak; 429 over the tenant's rate; 5xx only when retrying may help.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use pharos_config::LimitsConfig;
+use pharos_core::error::{Classify, ErrorClass};
+use pharos_core::{RateLimiter, TenantId};
+use pharos_model::{Labels, Sample};
+use pharos_server::{ApiError, CounterVec, ErrorFormat, Registry, Tenant};
+
+use crate::remote_write::{Metadata, Protocol, decode, decompress};
+
+/// Where accepted samples go: the TSDB of each tenant.
+pub trait SampleSink: Send + Sync + 'static {
+    /// Appends what it can; returns how many samples were stored and the
+    /// reasons for what was refused. `Err` only when nothing could be
+    /// stored for a reason that may pass (storage unavailable).
+    fn append(
+        &self,
+        tenant: &TenantId,
+        series: Vec<(Labels, Vec<Sample>)>,
+    ) -> Result<AppendOutcome, SinkError>;
+    fn set_metadata(&self, tenant: &TenantId, metadata: &[Metadata]);
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct AppendOutcome {
+    pub samples_written: usize,
+    /// One message per refused series or sample run, naming the series.
+    pub rejected: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct SinkError {
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+impl Classify for SinkError {
+    fn class(&self) -> ErrorClass {
+        self.class
+    }
+}
+
+/// Limits applied before anything reaches the sink.
+#[derive(Debug, Clone)]
+pub struct IngestLimits {
+    pub max_label_names_per_series: usize,
+    pub max_label_name_length: usize,
+    pub max_label_value_length: usize,
+    /// Samples newer than now + this are refused (clock skew allowance).
+    pub creation_grace_period_ms: i64,
+}
+
+impl IngestLimits {
+    pub fn from_config(l: &LimitsConfig) -> Self {
+        Self {
+            max_label_names_per_series: l.max_label_names_per_series as usize,
+            max_label_name_length: l.max_label_name_length as usize,
+            max_label_value_length: l.max_label_value_length as usize,
+            creation_grace_period_ms: 10 * 60 * 1000,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Ingest {
+    pub sink: Arc<dyn SampleSink>,
+    pub limits: Arc<IngestLimits>,
+    pub rate: Arc<RateLimiter>,
+    pub received: CounterVec,
+    pub discarded: CounterVec,
+}
+
+impl Ingest {
+    pub fn new(sink: Arc<dyn SampleSink>, limits: &LimitsConfig, registry: &Registry) -> Self {
+        Self {
+            sink,
+            limits: Arc::new(IngestLimits::from_config(limits)),
+            rate: Arc::new(RateLimiter::new(
+                limits.ingestion_rate,
+                limits.ingestion_burst,
+                "samples",
+            )),
+            received: registry.counter_vec(
+                "pharos_remote_write_samples_received_total",
+                "Samples received by the remote_write receiver, by protocol version.",
+                &["version"],
+            ),
+            discarded: registry.counter_vec(
+                "pharos_remote_write_samples_discarded_total",
+                "Samples refused by the remote_write receiver, by reason.",
+                &["reason"],
+            ),
+        }
+    }
+}
+
+fn text_error(class: ErrorClass, msg: impl Into<String>) -> Response {
+    ApiError::new(ErrorFormat::PlainText, class, msg).into_response()
+}
+
+pub async fn write(
+    State(ing): State<Ingest>,
+    Tenant(tenant): Tenant,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header_str = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
+    let protocol = match Protocol::from_content_type(header_str(header::CONTENT_TYPE)) {
+        Ok(p) => p,
+        Err(e) => return text_error(e.class(), e.to_string()),
+    };
+    let version = match protocol {
+        Protocol::V1 => "1.0",
+        Protocol::V2 => "2.0",
+    };
+    let batch = match decompress(&body, header_str(header::CONTENT_ENCODING))
+        .and_then(|raw| decode(&raw, protocol))
+    {
+        Ok(b) => b,
+        Err(e) => {
+            ing.discarded.with(&["invalid_request"]).inc();
+            return text_error(e.class(), e.to_string());
+        }
+    };
+    let total = batch.samples();
+    ing.received.with(&[version]).add(total as f64);
+    if let Err(e) = ing.rate.try_acquire(&tenant, total as u64) {
+        ing.discarded.with(&["rate_limited"]).add(total as f64);
+        return text_error(ErrorClass::TooManyRequests, e.to_string());
+    }
+    if !batch.metadata.is_empty() {
+        ing.sink.set_metadata(&tenant, &batch.metadata);
+    }
+
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let mut rejected = Vec::new();
+    let mut accepted = Vec::with_capacity(batch.series.len());
+    for (labels, mut samples) in batch.series {
+        if let Err((reason, msg)) = check_labels(&ing.limits, &labels) {
+            ing.discarded.with(&[reason]).add(samples.len() as f64);
+            rejected.push(msg);
+            continue;
+        }
+        let limit = now_ms + ing.limits.creation_grace_period_ms;
+        let before = samples.len();
+        samples.retain(|s| s.t <= limit);
+        if samples.len() < before {
+            ing.discarded
+                .with(&["too_far_in_future"])
+                .add((before - samples.len()) as f64);
+            rejected.push(format!(
+                "received a sample whose timestamp is too far in the future (more than {}m ahead), series: '{labels}'",
+                ing.limits.creation_grace_period_ms / 60_000
+            ));
+        }
+        if !samples.is_empty() {
+            accepted.push((labels, samples));
+        }
+    }
+    let outcome = match ing.sink.append(&tenant, accepted) {
+        Ok(o) => o,
+        Err(e) => return text_error(e.class(), e.to_string()),
+    };
+    if !outcome.rejected.is_empty() {
+        ing.discarded
+            .with(&["rejected_by_tsdb"])
+            .add(outcome.rejected.len() as f64);
+    }
+    rejected.extend(outcome.rejected);
+    let mut resp = match rejected.first() {
+        None => StatusCode::NO_CONTENT.into_response(),
+        Some(first) => {
+            let more = rejected.len() - 1;
+            let msg = if more > 0 {
+                format!("{first} (and {more} more errors)")
+            } else {
+                first.clone()
+            };
+            text_error(ErrorClass::BadRequest, msg)
+        }
+    };
+    if protocol == Protocol::V2 {
+        let h = resp.headers_mut();
+        let n = |v: usize| {
+            HeaderValue::from_str(&v.to_string()).unwrap_or(HeaderValue::from_static("0"))
+        };
+        h.insert(
+            "X-Prometheus-Remote-Write-Samples-Written",
+            n(outcome.samples_written),
+        );
+        h.insert("X-Prometheus-Remote-Write-Histograms-Written", n(0));
+        h.insert("X-Prometheus-Remote-Write-Exemplars-Written", n(0));
+    }
+    resp
+}
+
+fn check_labels(l: &IngestLimits, labels: &Labels) -> Result<(), (&'static str, String)> {
+    if labels.len() > l.max_label_names_per_series {
+        return Err((
+            "max_label_names_per_series",
+            format!(
+                "received a series whose number of labels exceeds the limit (actual: {}, limit: {}) series: '{labels}'",
+                labels.len(),
+                l.max_label_names_per_series
+            ),
+        ));
+    }
+    for lab in labels {
+        if lab.name.len() > l.max_label_name_length {
+            return Err((
+                "label_name_too_long",
+                format!(
+                    "received a series whose label name length exceeds the limit (max_label_name_length {}), label: '{}' series: '{labels}'",
+                    l.max_label_name_length, lab.name
+                ),
+            ));
+        }
+        if lab.value.len() > l.max_label_value_length {
+            return Err((
+                "label_value_too_long",
+                format!(
+                    "received a series whose label value length exceeds the limit (max_label_value_length {}), label: '{}' series: '{labels}'",
+                    l.max_label_value_length, lab.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
