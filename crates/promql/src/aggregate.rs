@@ -1,0 +1,400 @@
+//! Aggregation operators (`sum`, `topk`, `count_values`, ...).
+
+use std::collections::HashMap;
+
+use pharos_model::{Labels, METRIC_NAME, Sample};
+use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
+
+use crate::engine::{Cursors, Ev, Grid, Out};
+use crate::error::{QueryError, exec};
+use crate::functions::{quantile, valid_label_name};
+use crate::storage::Series;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Count,
+    Group,
+    Stddev,
+    Stdvar,
+    Topk,
+    Bottomk,
+    Quantile,
+    CountValues,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Acc {
+    value: f64,
+    mean: f64,
+    count: f64,
+}
+
+/// Grouping labels of one series.
+fn group_labels(l: &Labels, modifier: &Option<LabelModifier>) -> Labels {
+    match modifier {
+        None => Labels::new(),
+        Some(LabelModifier::Include(ls)) => l.keep(&ls.labels),
+        Some(LabelModifier::Exclude(ls)) => {
+            let mut out = l.drop_names(&ls.labels);
+            out.remove(METRIC_NAME);
+            out
+        }
+    }
+}
+
+/// Go's strconv.FormatFloat(v, 'f', -1, 64).
+fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// 2^63: Go accepts floats up to float64(MaxInt64), which rounds to this.
+const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+
+// steps index several parallel per-step arrays at once
+#[allow(clippy::needless_range_loop)]
+pub(crate) fn eval_aggregate(
+    ev: &mut Ev<'_>,
+    a: &AggregateExpr,
+    g: Grid,
+) -> Result<Out, QueryError> {
+    let op = match a.op.to_string().as_str() {
+        "sum" => Op::Sum,
+        "avg" => Op::Avg,
+        "min" => Op::Min,
+        "max" => Op::Max,
+        "count" => Op::Count,
+        "group" => Op::Group,
+        "stddev" => Op::Stddev,
+        "stdvar" => Op::Stdvar,
+        "topk" => Op::Topk,
+        "bottomk" => Op::Bottomk,
+        "quantile" => Op::Quantile,
+        "count_values" => Op::CountValues,
+        other => return Err(QueryError::NotImplemented(format!("aggregation {other}"))),
+    };
+    let param_expr: Option<&Expr> = a.param.as_deref();
+    let mut param = Vec::new();
+    let mut value_label = String::new();
+    match op {
+        Op::Topk | Op::Bottomk | Op::Quantile => {
+            let p = param_expr.ok_or_else(|| exec("aggregation parameter missing"))?;
+            param = ev.eval_scalar(p, g)?;
+        }
+        Op::CountValues => {
+            let p = param_expr.ok_or_else(|| exec("aggregation parameter missing"))?;
+            match ev.eval(p, g)? {
+                Out::Str(s) => value_label = s,
+                _ => return Err(exec("count_values parameter must be a string")),
+            }
+            if !valid_label_name(&value_label) {
+                return Err(exec(format!("invalid label name {value_label:?}")));
+            }
+        }
+        _ => {}
+    }
+    let ss = ev.eval_vector(&a.expr, g)?;
+    if op == Op::CountValues {
+        return count_values(ev, &ss, &a.modifier, &value_label, g);
+    }
+    // group of each series, computed once rather than per step
+    let mut group_idx: HashMap<Labels, usize> = HashMap::new();
+    let mut group_lbls: Vec<Labels> = Vec::new();
+    let series_group: Vec<usize> = ss
+        .iter()
+        .map(|s| {
+            let gl = group_labels(&s.labels, &a.modifier);
+            *group_idx.entry(gl.clone()).or_insert_with(|| {
+                group_lbls.push(gl);
+                group_lbls.len() - 1
+            })
+        })
+        .collect();
+    let ng = group_lbls.len();
+    let per_series_out = matches!(op, Op::Topk | Op::Bottomk);
+    let mut out_of: Vec<Option<usize>> = vec![None; if per_series_out { ss.len() } else { ng }];
+    let mut out: Vec<Series> = Vec::new();
+    let mut acc = vec![Acc::default(); ng];
+    let mut seen_step = vec![usize::MAX; ng];
+    let mut order: Vec<usize> = Vec::new();
+    let mut members: Vec<Vec<(usize, f64)>> = vec![Vec::new(); ng];
+    let mut cur = Cursors::new(ss.len());
+    let mut present = Vec::new();
+    let mut scratch = Vec::new();
+    for step in 0..g.n() {
+        if step % 256 == 0 {
+            ev.check("expression evaluation")?;
+        }
+        let ts = g.ts(step);
+        cur.at(&ss, ts, &mut present);
+        if present.is_empty() {
+            continue;
+        }
+        order.clear();
+        for &(si, v) in &present {
+            let gi = series_group[si];
+            if seen_step[gi] != step {
+                seen_step[gi] = step;
+                order.push(gi);
+                acc[gi] = Acc {
+                    value: v,
+                    mean: v,
+                    count: 1.0,
+                };
+                if op == Op::Stddev || op == Op::Stdvar {
+                    acc[gi].value = 0.0;
+                }
+                members[gi].clear();
+                members[gi].push((si, v));
+                continue;
+            }
+            let st = &mut acc[gi];
+            match op {
+                Op::Sum => st.value += v,
+                Op::Avg => {
+                    st.count += 1.0;
+                    if st.mean.is_infinite() {
+                        if v.is_infinite() && (st.mean > 0.0) == (v > 0.0) {
+                            continue;
+                        }
+                        if !v.is_infinite() && !v.is_nan() {
+                            continue;
+                        }
+                    }
+                    st.mean += v / st.count - st.mean / st.count;
+                }
+                Op::Max => {
+                    if st.value < v || st.value.is_nan() {
+                        st.value = v;
+                    }
+                }
+                Op::Min => {
+                    if st.value > v || st.value.is_nan() {
+                        st.value = v;
+                    }
+                }
+                Op::Count => st.count += 1.0,
+                Op::Group => {}
+                Op::Stddev | Op::Stdvar => {
+                    st.count += 1.0;
+                    let delta = v - st.mean;
+                    st.mean += delta / st.count;
+                    st.value += delta * (v - st.mean);
+                }
+                Op::Topk | Op::Bottomk | Op::Quantile => members[gi].push((si, v)),
+                Op::CountValues => {}
+            }
+        }
+        let mut emit = |key: usize, labels: &dyn Fn() -> Labels, v: f64| {
+            let oi = *out_of[key].get_or_insert_with(|| {
+                out.push(Series {
+                    labels: labels(),
+                    samples: Vec::new(),
+                });
+                out.len() - 1
+            });
+            out[oi].samples.push(Sample::new(ts, v));
+        };
+        for &gi in &order {
+            let st = acc[gi];
+            let v = match op {
+                Op::Sum | Op::Min | Op::Max => st.value,
+                Op::Avg => st.mean,
+                Op::Count => st.count,
+                Op::Group => 1.0,
+                Op::Stdvar => st.value / st.count,
+                Op::Stddev => (st.value / st.count).sqrt(),
+                Op::Quantile => {
+                    scratch.clear();
+                    scratch.extend(members[gi].iter().map(|m| m.1));
+                    quantile(param[step], &mut scratch)
+                }
+                Op::Topk | Op::Bottomk => {
+                    let kf = param[step];
+                    if !(-TWO_63..=TWO_63).contains(&kf) {
+                        return Err(exec(format!("Scalar value {kf} overflows int64")));
+                    }
+                    let k = kf as i64;
+                    if k < 1 {
+                        continue;
+                    }
+                    for (si, v) in select_k(&members[gi], k as usize, op == Op::Topk) {
+                        emit(si, &|| ss[si].labels.clone(), v);
+                    }
+                    continue;
+                }
+                Op::CountValues => continue,
+            };
+            emit(gi, &|| group_lbls[gi].clone(), v);
+        }
+    }
+    let total = out.iter().map(|s| s.samples.len()).sum();
+    ev.account(total)?;
+    Ok(Out::Vector(out))
+}
+
+/// Prometheus' topk/bottomk, reproducing Go's container/heap moves and the
+/// insertion sort Go uses for short slices, so ties come out in the same
+/// order as upstream.
+fn select_k(m: &[(usize, f64)], k: usize, top: bool) -> Vec<(usize, f64)> {
+    // heap order: the root is the first to be evicted; NaN is always "less"
+    let less = |a: f64, b: f64| -> bool {
+        if a.is_nan() {
+            return true;
+        }
+        if top { a < b } else { a > b }
+    };
+    let up = |h: &mut Vec<(usize, f64)>, mut j: usize| {
+        while j > 0 {
+            let i = (j - 1) / 2;
+            if !less(h[j].1, h[i].1) {
+                break;
+            }
+            h.swap(i, j);
+            j = i;
+        }
+    };
+    let down = |h: &mut Vec<(usize, f64)>, mut i: usize, n: usize| {
+        loop {
+            let j1 = 2 * i + 1;
+            if j1 >= n {
+                break;
+            }
+            let mut j = j1;
+            if j1 + 1 < n && less(h[j1 + 1].1, h[j1].1) {
+                j = j1 + 1;
+            }
+            if !less(h[j].1, h[i].1) {
+                break;
+            }
+            h.swap(i, j);
+            i = j;
+        }
+    };
+    let mut heap: Vec<(usize, f64)> = Vec::with_capacity(k.min(m.len()));
+    for (n, &(si, v)) in m.iter().enumerate() {
+        if n == 0 {
+            heap.push((si, v));
+            continue;
+        }
+        let h0 = heap[0].1;
+        let replace = heap.len() < k || (if top { h0 < v } else { h0 > v }) || h0.is_nan();
+        if !replace {
+            continue;
+        }
+        if heap.len() == k {
+            if k == 1 {
+                heap[0] = (si, v);
+                continue;
+            }
+            let last = heap.len() - 1;
+            heap.swap(0, last);
+            down(&mut heap, 0, last);
+            heap.pop();
+        }
+        heap.push((si, v));
+        let last = heap.len() - 1;
+        up(&mut heap, last);
+    }
+    go_insertion_sort(&mut heap, |a, b| less(b.1, a.1));
+    heap
+}
+
+/// Go's sort.Sort for slices of up to 12 elements is an insertion sort;
+/// reproducing it keeps upstream's order among equal values.
+pub(crate) fn go_insertion_sort<T>(v: &mut [T], less: impl Fn(&T, &T) -> bool) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 && less(&v[j], &v[j - 1]) {
+            v.swap(j, j - 1);
+            j -= 1;
+        }
+    }
+}
+
+fn count_values(
+    ev: &mut Ev<'_>,
+    ss: &[Series],
+    modifier: &Option<LabelModifier>,
+    label: &str,
+    g: Grid,
+) -> Result<Out, QueryError> {
+    let mut idx: HashMap<Labels, usize> = HashMap::new();
+    let mut out: Vec<Series> = Vec::new();
+    let mut cur = Cursors::new(ss.len());
+    let mut present = Vec::new();
+    for step in 0..g.n() {
+        let ts = g.ts(step);
+        cur.at(ss, ts, &mut present);
+        for &(si, v) in &present {
+            let mut l = ss[si].labels.clone();
+            l.set(label, &format_value(v));
+            let gl = match modifier {
+                None => Labels::from_pairs([(label, format_value(v))]),
+                Some(LabelModifier::Include(ls)) => {
+                    let mut names = ls.labels.clone();
+                    names.push(label.to_owned());
+                    l.keep(&names)
+                }
+                Some(LabelModifier::Exclude(ls)) => {
+                    // upstream drops the value label too when it is listed
+                    let mut o = l.drop_names(&ls.labels);
+                    o.remove(METRIC_NAME);
+                    o
+                }
+            };
+            let oi = *idx.entry(gl.clone()).or_insert_with(|| {
+                out.push(Series {
+                    labels: gl,
+                    samples: Vec::new(),
+                });
+                out.len() - 1
+            });
+            match out[oi].samples.last_mut() {
+                Some(p) if p.t == ts => p.v += 1.0,
+                _ => out[oi].samples.push(Sample::new(ts, 1.0)),
+            }
+        }
+    }
+    let total = out.iter().map(|s| s.samples.len()).sum();
+    ev.account(total)?;
+    Ok(Out::Vector(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn select_k_keeps_best_and_earliest_on_ties() {
+        let m = vec![(0, 1.0), (1, 5.0), (2, f64::NAN), (3, 5.0), (4, 3.0)];
+        // the two 5s win over 3; their mutual order is unspecified upstream
+        let mut top: Vec<usize> = select_k(&m, 2, true).iter().map(|x| x.0).collect();
+        top.sort_unstable();
+        assert_eq!(top, vec![1, 3]);
+        let bottom = select_k(&m, 2, false);
+        assert_eq!(bottom.iter().map(|x| x.0).collect::<Vec<_>>(), vec![0, 4]);
+        // NaN only taken when nothing else fills k, and sorted last
+        let all = select_k(&m, 5, true);
+        assert_eq!(all.last().map(|x| x.0), Some(2));
+    }
+
+    #[test]
+    fn formats_like_go() {
+        assert_eq!(format_value(1.0), "1");
+        assert_eq!(format_value(0.1), "0.1");
+        assert_eq!(format_value(f64::INFINITY), "+Inf");
+        assert_eq!(format_value(1e21), "1000000000000000000000");
+    }
+}

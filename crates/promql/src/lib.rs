@@ -1,0 +1,18 @@
+//! The PromQL evaluation engine: parses with `promql-parser` and evaluates
+//! with Prometheus 2.42 semantics over any [`Queryable`] storage. No HTTP
+//! lives here, so the engine can be benchmarked and fuzzed alone.
+
+mod aggregate;
+mod binary;
+pub mod engine;
+pub mod error;
+mod functions;
+pub mod promqltest;
+pub mod storage;
+mod time;
+pub mod value;
+
+pub use engine::{CancelToken, Engine, EngineOptions, parse};
+pub use error::QueryError;
+pub use storage::{MemStorage, Queryable, Series};
+pub use value::Value;
