@@ -5,3 +5,4 @@ mod access;
 mod config_errors;
 mod startup;
 mod support;
+mod tools;

@@ -14,11 +14,14 @@ use crate::config::PharosConfig;
 use crate::roles::{Family, Role};
 
 #[derive(Debug, Clone, Default, Parser)]
+#[command(args_conflicts_with_subcommands = false)]
 #[command(
     version,
     about = "Pharos: metrics, logs, traces and alert routing, upstream-compatible"
 )]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// The Pharos YAML configuration file.
     #[arg(long = "config.file", value_name = "FILE")]
     pub config_file: Option<PathBuf>,
@@ -96,6 +99,18 @@ pub struct Args {
     pub log_level: Option<String>,
     #[arg(long = "log.format", value_name = "FORMAT")]
     pub log_format: Option<String>,
+}
+
+/// Tools that run instead of the server.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Run PromQL test scripts (Prometheus' promqltest format) in-process
+    /// and print `N passed, M failed`.
+    #[command(name = "promql-test")]
+    PromqlTest {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 impl Args {

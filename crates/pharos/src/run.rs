@@ -29,6 +29,9 @@ pub fn main_for(fixed: Option<Role>) -> ExitCode {
             };
         }
     };
+    if let Some(crate::cli::Command::PromqlTest { files }) = &args.command {
+        return promql_test(files);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -46,6 +49,34 @@ pub fn main_for(fixed: Option<Role>) -> ExitCode {
             eprintln!("{}", format!("{e:#}").replace('\n', " "));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `pharos promql-test FILE...`: every script's checks, failures with
+/// their file, then one closing line.
+fn promql_test(files: &[PathBuf]) -> ExitCode {
+    let (mut passed, mut failed) = (0, 0);
+    for f in files {
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("{}: {e}", f.display());
+                failed += 1;
+                continue;
+            }
+        };
+        let report = pharos_promql::promqltest::run_script(&text);
+        for failure in &report.failures {
+            println!("FAIL {}: {failure}", f.display());
+        }
+        passed += report.passed;
+        failed += report.failed;
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
