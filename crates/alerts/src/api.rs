@@ -1,25 +1,499 @@
-//! The Alertmanager API surface.
+//! The Alertmanager API v2 (request and response shapes of upstream's
+//! OpenAPI spec), `/-/reload`, `/-/healthy`, `/-/ready`; API v1 answers 410.
 
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::{any, get};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
-use pharos_server::{ErrorFormat, unbuilt_routes};
+use pharos_core::error::ErrorClass;
+use pharos_server::{ApiError, ErrorFormat, Registry, Tenant};
+use serde::Deserialize;
+use serde_json::{Value, json};
 
-#[derive(Clone, Default)]
-pub struct AlertsApi {}
+use crate::LabelSet;
+use crate::config::{AlertsConfig, Config};
+use crate::error::AlertsError;
+use crate::inhibit::Inhibitor;
+use crate::matchers::{Matcher, filter_matches, is_valid_label_name, parse_matcher};
+use crate::metrics::{AlertsMetrics, StateCollector, StateCounts};
+use crate::routing::RouteNode;
+use crate::silences::{Silence, SilenceError, SilenceMatcher, Silences, sort_for_listing};
+use crate::store::{Alert, AlertStore};
+use crate::time::{Millis, format_ms, now_ms, parse_rfc3339};
+
+/// How often resolved alerts are dropped (upstream's alert GC interval).
+const ALERT_GC_INTERVAL_MS: Millis = 30 * 60 * 1000;
+
+/// Go's zero `time.Time` (0001-01-01T00:00:00Z) in Unix milliseconds.
+const GO_ZERO_TIME_MS: Millis = -62_135_596_800_000;
+
+/// What one loaded `alertmanager.yml` gives: checked config, routing tree,
+/// inhibition rules and the masked text `/api/v2/status` shows.
+struct Runtime {
+    config: Config,
+    route: RouteNode,
+    inhibitor: Inhibitor,
+    shown: String,
+}
+
+impl Runtime {
+    fn new(config: Config) -> Self {
+        Runtime {
+            route: RouteNode::new(config.root_route()),
+            inhibitor: Inhibitor::new(&config),
+            shown: config.to_masked_yaml(),
+            config,
+        }
+    }
+}
+
+struct Inner {
+    config_file: Option<PathBuf>,
+    runtime: RwLock<Arc<Runtime>>,
+    alerts: AlertStore,
+    silences: Silences,
+    started_ms: Millis,
+    last_gc_ms: Mutex<Millis>,
+    metrics: OnceLock<AlertsMetrics>,
+}
+
+impl StateCounts for Inner {
+    fn alert_states(&self) -> (usize, usize) {
+        let now = now_ms();
+        let rt = self
+            .runtime
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let all = self.alerts.all();
+        let firing: Vec<&Alert> = all.iter().filter(|a| !a.resolved_at(now)).collect();
+        let suppressed = firing
+            .iter()
+            .filter(|a| {
+                !self.silences.mutes(&a.labels, now).is_empty()
+                    || rt.inhibitor.inhibited_by(&a.labels, &all, now).is_some()
+            })
+            .count();
+        (firing.len() - suppressed, suppressed)
+    }
+
+    fn silence_states(&self) -> (usize, usize, usize) {
+        let now = now_ms();
+        let mut counts = (0, 0, 0);
+        for s in self.silences.all() {
+            match s.state(now) {
+                crate::silences::SilenceState::Active => counts.0 += 1,
+                crate::silences::SilenceState::Pending => counts.1 += 1,
+                crate::silences::SilenceState::Expired => counts.2 += 1,
+            }
+        }
+        counts
+    }
+}
+
+/// The router's state: one Alertmanager's alerts, silences and config.
+/// Clones share it.
+#[derive(Clone)]
+pub struct AlertsApi {
+    inner: Arc<Inner>,
+}
+
+impl Default for AlertsApi {
+    /// No `alertmanager.yml`: [`Config::default`] (one route to a
+    /// receiver without integrations) and upstream's 120h retention.
+    fn default() -> Self {
+        Self::with_config(Config::default(), None, &AlertsConfig::default())
+    }
+}
+
+impl AlertsApi {
+    /// Loads `cfg.config_file` (the user's `alertmanager.yml`) if set.
+    pub fn from_config(cfg: &AlertsConfig) -> Result<Self, AlertsError> {
+        let config = match &cfg.config_file {
+            Some(path) => Config::load_file(path)?,
+            None => Config::default(),
+        };
+        Ok(Self::with_config(config, cfg.config_file.clone(), cfg))
+    }
+
+    fn with_config(config: Config, file: Option<PathBuf>, cfg: &AlertsConfig) -> Self {
+        warn_unbuilt(&config);
+        let now = now_ms();
+        AlertsApi {
+            inner: Arc::new(Inner {
+                config_file: file,
+                runtime: RwLock::new(Arc::new(Runtime::new(config))),
+                alerts: AlertStore::new(),
+                silences: Silences::new(cfg.retention.as_std()),
+                started_ms: now,
+                last_gc_ms: Mutex::new(now),
+                metrics: OnceLock::new(),
+            }),
+        }
+    }
+
+    fn runtime(&self) -> Arc<Runtime> {
+        self.inner
+            .runtime
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Registers upstream's `alertmanager_*` metrics in `registry`; call
+    /// once (later calls are ignored).
+    pub fn register_metrics(&self, registry: &Registry) {
+        if self.inner.metrics.get().is_some() {
+            return;
+        }
+        let m = AlertsMetrics::new(registry);
+        m.reload_ok.set(1.0);
+        m.reload_ok_at.set(self.inner.started_ms as f64 / 1000.0);
+        if self.inner.metrics.set(m).is_ok() {
+            let weak: std::sync::Weak<dyn StateCounts> = {
+                let strong: Arc<dyn StateCounts> = self.inner.clone();
+                Arc::downgrade(&strong)
+            };
+            registry.register(Arc::new(StateCollector(weak)));
+        }
+    }
+
+    /// The active config.
+    pub fn config(&self) -> Config {
+        self.runtime().config.clone()
+    }
+
+    /// Re-reads the config file; alerts and silences are kept. Without a
+    /// file there is nothing to re-read and the default config stays.
+    pub fn reload(&self) -> Result<(), AlertsError> {
+        let Some(path) = &self.inner.config_file else {
+            return Ok(());
+        };
+        let config = match Config::load_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(m) = self.inner.metrics.get() {
+                    m.reload_ok.set(0.0);
+                }
+                return Err(e.into());
+            }
+        };
+        warn_unbuilt(&config);
+        if let Some(m) = self.inner.metrics.get() {
+            m.reload_ok.set(1.0);
+            m.reload_ok_at.set(now_ms() as f64 / 1000.0);
+        }
+        *self
+            .inner
+            .runtime
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(Runtime::new(config));
+        tracing::info!(file = %path.display(), "alertmanager configuration reloaded");
+        Ok(())
+    }
+
+    /// Drops resolved alerts and silences past their retention.
+    pub fn gc(&self, now: Millis) {
+        let alerts = self.inner.alerts.gc(now).len();
+        let silences = self.inner.silences.gc(now);
+        tracing::debug!(alerts, silences, "garbage collected");
+    }
+
+    /// GC runs from requests rather than a timer so the state needs no
+    /// task of its own.
+    fn maybe_gc(&self, now: Millis) {
+        let due = {
+            let mut last = self
+                .inner
+                .last_gc_ms
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let due = now - *last >= ALERT_GC_INTERVAL_MS;
+            if due {
+                *last = now;
+            }
+            due
+        };
+        if due {
+            self.gc(now);
+        }
+    }
+
+    /// Receives alerts as `POST /api/v2/alerts` does; `Err` carries the
+    /// joined validation errors of the rejected ones (the valid ones are
+    /// stored regardless, as upstream).
+    pub fn put_alerts(&self, alerts: Vec<PostableAlert>, now: Millis) -> Result<(), String> {
+        let resolve_timeout = i64::try_from(
+            self.runtime()
+                .config
+                .global
+                .resolve_timeout
+                .as_std()
+                .as_millis(),
+        )
+        .unwrap_or(i64::MAX);
+        let mut valid = Vec::with_capacity(alerts.len());
+        let mut errors = Vec::new();
+        for a in alerts {
+            let mut alert = Alert {
+                labels: a
+                    .labels
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .collect(),
+                annotations: a.annotations,
+                starts_at: a.starts_at.unwrap_or(0),
+                ends_at: a.ends_at.unwrap_or(0),
+                generator_url: a.generator_url,
+                updated_at: now,
+                timeout: false,
+            };
+            if alert.starts_at == 0 {
+                alert.starts_at = if alert.ends_at == 0 {
+                    now
+                } else {
+                    alert.ends_at
+                };
+            }
+            if alert.ends_at == 0 {
+                alert.timeout = true;
+                alert.ends_at = now.saturating_add(resolve_timeout);
+            }
+            let metrics = self.inner.metrics.get();
+            if let Some(m) = metrics {
+                m.received(alert.ends_at > now);
+            }
+            match validate_alert(&alert) {
+                Ok(()) => valid.push(alert),
+                Err(e) => {
+                    if let Some(m) = metrics {
+                        m.invalid.inc();
+                    }
+                    errors.push(e);
+                }
+            }
+        }
+        self.inner.alerts.put(valid, now);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
+    /// `silencedBy`, `inhibitedBy` for an alert now.
+    fn status_of(&self, rt: &Runtime, alert: &Alert, all: &[Alert], now: Millis) -> AlertStatus {
+        AlertStatus {
+            silenced_by: self.inner.silences.mutes(&alert.labels, now),
+            inhibited_by: rt
+                .inhibitor
+                .inhibited_by(&alert.labels, all, now)
+                .map(|fp| vec![format!("{fp:016x}")])
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Parts of a valid `alertmanager.yml` that Pharos reads but does not act
+/// on yet: said loudly rather than ignored.
+fn warn_unbuilt(config: &Config) {
+    for r in config.receivers.iter().filter(|r| r.has_integrations()) {
+        tracing::warn!(
+            receiver = %r.name,
+            "notification integrations are not implemented yet in pharos: alerts routed to this receiver are not sent"
+        );
+    }
+    if !config.templates.is_empty() {
+        tracing::warn!("templates are not implemented yet in pharos and are not read");
+    }
+    if !config.time_intervals.is_empty() || !config.mute_time_intervals.is_empty() {
+        tracing::warn!("time intervals are parsed but not applied yet in pharos");
+    }
+}
+
+/// What the dispatcher asks of the live state when a group is flushed.
+impl crate::dispatch::FlushContext for AlertsApi {
+    fn muted(&self, alert: &Alert) -> bool {
+        let now = now_ms();
+        if !self.inner.silences.mutes(&alert.labels, now).is_empty() {
+            return true;
+        }
+        let all = self.inner.alerts.all();
+        self.runtime()
+            .inhibitor
+            .inhibited_by(&alert.labels, &all, now)
+            .is_some()
+    }
+
+    fn integrations(&self, receiver: &str) -> Vec<crate::dispatch::Integration> {
+        self.runtime()
+            .config
+            .receivers
+            .iter()
+            .find(|r| r.name == receiver)
+            .map(crate::dispatch::integrations)
+            .unwrap_or_default()
+    }
+
+    fn time_muted(&self, mute: &[String], active: &[String], now: Millis) -> bool {
+        self.runtime().config.time_muted(mute, active, now)
+    }
+}
+
+fn validate_alert(a: &Alert) -> Result<(), String> {
+    if a.starts_at == 0 {
+        return Err("start time missing".into());
+    }
+    if a.ends_at != 0 && a.ends_at < a.starts_at {
+        return Err("start time must be before end time".into());
+    }
+    if let Some(k) = a.labels.keys().find(|k| !is_valid_label_name(k)) {
+        return Err(format!("invalid label set: invalid name {k:?}"));
+    }
+    if a.labels.is_empty() {
+        return Err("at least one label pair required".into());
+    }
+    if let Some(k) = a.annotations.keys().find(|k| !is_valid_label_name(k)) {
+        return Err(format!("invalid annotations: invalid name {k:?}"));
+    }
+    Ok(())
+}
+
+struct AlertStatus {
+    silenced_by: Vec<String>,
+    inhibited_by: Vec<String>,
+}
+
+impl AlertStatus {
+    fn state(&self) -> &'static str {
+        if self.silenced_by.is_empty() && self.inhibited_by.is_empty() {
+            "active"
+        } else {
+            "suppressed"
+        }
+    }
+}
+
+/// One element of the `POST /api/v2/alerts` body.
+#[derive(Debug, Clone, Default)]
+pub struct PostableAlert {
+    pub labels: LabelSet,
+    pub annotations: LabelSet,
+    pub starts_at: Option<Millis>,
+    pub ends_at: Option<Millis>,
+    pub generator_url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawPostableAlert {
+    #[serde(default)]
+    labels: LabelSet,
+    #[serde(default)]
+    annotations: LabelSet,
+    #[serde(default)]
+    starts_at: Option<String>,
+    #[serde(default)]
+    ends_at: Option<String>,
+    #[serde(default, rename = "generatorURL")]
+    generator_url: String,
+}
+
+fn date(field: &str, v: Option<&str>) -> Result<Option<Millis>, String> {
+    match v {
+        None | Some("") => Ok(None),
+        Some(s) => match parse_rfc3339(s) {
+            // Go clients send the zero time.Time for "unset".
+            Some(ms) if ms <= GO_ZERO_TIME_MS => Ok(None),
+            Some(ms) => Ok(Some(ms)),
+            None => Err(format!("{field} in body must be of type date-time: {s:?}")),
+        },
+    }
+}
+
+/// A request refused before it reaches the state, in the body shape
+/// upstream uses for that case.
+#[derive(Debug)]
+enum Reject {
+    /// A handler's own refusal: a JSON string.
+    Api(ApiError),
+    /// go-swagger's validation failures: `{"code":..., "message":...}`.
+    Swagger {
+        status: StatusCode,
+        code: u16,
+        message: String,
+    },
+}
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        match self {
+            Reject::Api(e) => e.into_response(),
+            Reject::Swagger {
+                status,
+                code,
+                message,
+            } => (status, Json(json!({"code": code, "message": message}))).into_response(),
+        }
+    }
+}
+
+fn bad(message: impl Into<String>) -> Reject {
+    Reject::Api(ApiError::new(
+        ErrorFormat::JsonString,
+        ErrorClass::BadRequest,
+        message,
+    ))
+}
+
+/// go-openapi's validation error codes.
+const INVALID_TYPE: u16 = 601;
+const REQUIRED: u16 = 602;
+const MIN_ITEMS: u16 = 612;
+
+fn swagger_error(status: StatusCode, code: u16, message: String) -> Reject {
+    Reject::Swagger {
+        status,
+        code,
+        message,
+    }
+}
+
+/// The API is single-tenant for now: a request for another tenant is
+/// refused rather than silently served from the shared state.
+fn check_tenant(t: &Tenant) -> Result<(), Reject> {
+    if t.0.as_str() == pharos_core::tenant::ANONYMOUS {
+        return Ok(());
+    }
+    Err(Reject::Api(ApiError::new(
+        ErrorFormat::JsonString,
+        ErrorClass::NotImplemented,
+        "per-tenant Alertmanagers are not implemented yet in pharos",
+    )))
+}
 
 pub fn router(state: AlertsApi) -> Router {
-    let r = Router::new()
-        .route("/-/healthy", get(|| async { "OK" }))
-        .route("/-/ready", get(|| async { "OK" }))
-        .route("/api/v1/{*rest}", any(v1_gone));
-    unbuilt_routes(
-        r,
-        &["/api/v2/{*rest}", "/-/reload"],
-        ErrorFormat::JsonString,
-    )
-    .with_state(state)
+    Router::new()
+        .route("/-/healthy", get(|| async { "OK" }).head(|| async { "OK" }))
+        .route("/-/ready", get(|| async { "OK" }).head(|| async { "OK" }))
+        .route("/-/reload", post(reload))
+        .route("/api/v1/{*rest}", any(v1_gone))
+        .route("/api/v2/alerts", get(get_alerts).post(post_alerts))
+        .route("/api/v2/alerts/groups", get(get_groups))
+        .route("/api/v2/silences", get(get_silences).post(post_silences))
+        .route(
+            "/api/v2/silence/{id}",
+            get(get_silence).delete(delete_silence),
+        )
+        .route("/api/v2/status", get(get_status))
+        .route("/api/v2/receivers", get(get_receivers))
+        .route("/api/v2/{*rest}", any(v2_not_found))
+        .with_state(state)
 }
 
 /// Alertmanager removed API v1 in 0.27 and answers it with 410 and this
@@ -33,24 +507,595 @@ async fn v1_gone() -> impl IntoResponse {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use pharos_server::testing::{get as get_path, post};
+async fn v2_not_found(axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> Response {
+    swagger_error(
+        StatusCode::NOT_FOUND,
+        404,
+        format!("path {} was not found", uri.path()),
+    )
+    .into_response()
+}
 
-    #[tokio::test]
-    async fn v1_is_gone_and_v2_not_built_yet() {
-        let a = get_path(router(AlertsApi::default()), "/api/v1/alerts").await;
-        assert_eq!(a.status, 410);
-        assert!(a.json().as_str().unwrap().contains("v2 API"));
-        let b = post(router(AlertsApi::default()), "/api/v2/alerts", "[]").await;
-        assert_eq!(b.status, 501);
-        assert!(b.json().as_str().unwrap().contains("/api/v2/alerts"));
-        assert_eq!(
-            get_path(router(AlertsApi::default()), "/-/healthy")
-                .await
-                .status,
-            200
-        );
+async fn reload(State(api): State<AlertsApi>) -> Response {
+    match api.reload() {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "reloading alertmanager configuration failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to reload config: {e}\n"),
+            )
+                .into_response()
+        }
     }
 }
+
+/// Query parameters, with repeated keys kept (`filter` may repeat).
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(raw: Option<&str>) -> Self {
+        let pairs = raw
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (decode(k), decode(v))
+            })
+            .collect();
+        Params(pairs)
+    }
+
+    fn all(&self, key: &str) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn one(&self, key: &str) -> Option<&str> {
+        self.all(key).next()
+    }
+
+    /// A boolean with upstream's default of true, spelled as go-swagger
+    /// accepts it.
+    fn flag(&self, key: &str) -> Result<bool, Reject> {
+        match self.one(key) {
+            None | Some("") => Ok(true),
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "t" | "yes" | "y" | "on" => Ok(true),
+                "false" | "0" | "f" | "no" | "n" | "off" => Ok(false),
+                _ => Err(swagger_error(
+                    StatusCode::BAD_REQUEST,
+                    400,
+                    format!("{key} in query must be of type boolean: {v:?}"),
+                )),
+            },
+        }
+    }
+
+    fn filter(&self) -> Result<Vec<Matcher>, Reject> {
+        self.all("filter")
+            .map(|f| parse_matcher(f).map_err(|e| bad(e.to_string())))
+            .collect()
+    }
+
+    fn receiver(&self) -> Result<Option<regex::Regex>, Reject> {
+        self.one("receiver")
+            .map(|r| {
+                regex::Regex::new(&format!("^(?:{r})$"))
+                    .map_err(|e| bad(format!("failed to parse receiver param: {e}")))
+            })
+            .transpose()
+    }
+}
+
+/// application/x-www-form-urlencoded decoding (`+` is a space).
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let hex = |c: u8| char::from(c).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                b.get(i + 1).and_then(|c| hex(*c)),
+                b.get(i + 2).and_then(|c| hex(*c)),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+struct AlertFilter {
+    matchers: Vec<Matcher>,
+    silenced: bool,
+    inhibited: bool,
+    active: bool,
+}
+
+impl AlertFilter {
+    fn from(p: &Params) -> Result<Self, Reject> {
+        // Accepted and validated like upstream, which ignores them too:
+        // nothing is left unprocessed once it is listed, and nothing is
+        // muted by time intervals before the dispatcher feeds this API.
+        p.flag("unprocessed")?;
+        p.flag("muted")?;
+        Ok(AlertFilter {
+            matchers: p.filter()?,
+            silenced: p.flag("silenced")?,
+            inhibited: p.flag("inhibited")?,
+            active: p.flag("active")?,
+        })
+    }
+
+    fn accepts(&self, a: &Alert, st: &AlertStatus, now: Millis) -> bool {
+        if a.ends_at != 0 && a.ends_at < now {
+            return false;
+        }
+        if !self.active && st.state() == "active" {
+            return false;
+        }
+        if !self.silenced && !st.silenced_by.is_empty() {
+            return false;
+        }
+        if !self.inhibited && !st.inhibited_by.is_empty() {
+            return false;
+        }
+        filter_matches(&self.matchers, &a.labels)
+    }
+}
+
+fn alert_json(a: &Alert, st: &AlertStatus, receivers: &[&str]) -> Value {
+    let mut v = json!({
+        "annotations": a.annotations,
+        "endsAt": format_ms(a.ends_at),
+        "fingerprint": format!("{:016x}", a.fingerprint()),
+        "receivers": receivers.iter().map(|r| json!({"name": r})).collect::<Vec<_>>(),
+        "startsAt": format_ms(a.starts_at),
+        "status": {
+            "inhibitedBy": st.inhibited_by,
+            // Muting by time intervals happens in the dispatcher, which
+            // does not feed this API yet.
+            "mutedBy": [],
+            "silencedBy": st.silenced_by,
+            "state": st.state(),
+        },
+        "updatedAt": format_ms(a.updated_at),
+        "labels": a.labels,
+    });
+    if !a.generator_url.is_empty() {
+        v["generatorURL"] = json!(a.generator_url);
+    }
+    v
+}
+
+async fn get_alerts(
+    tenant: Tenant,
+    State(api): State<AlertsApi>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    if let Err(r) = check_tenant(&tenant) {
+        return r.into_response();
+    }
+    let p = Params::parse(q.as_deref());
+    let (filter, receiver) = match (AlertFilter::from(&p), p.receiver()) {
+        (Ok(f), Ok(r)) => (f, r),
+        (Err(e), _) | (_, Err(e)) => return e.into_response(),
+    };
+    let now = now_ms();
+    api.maybe_gc(now);
+    let rt = api.runtime();
+    let all = api.inner.alerts.all();
+    let mut out = Vec::new();
+    for a in &all {
+        let receivers: Vec<&str> = rt
+            .route
+            .match_labels(&a.labels)
+            .iter()
+            .map(|r| r.receiver.as_str())
+            .collect();
+        if receiver
+            .as_ref()
+            .is_some_and(|re| !receivers.iter().any(|r| re.is_match(r)))
+        {
+            continue;
+        }
+        let st = api.status_of(&rt, a, &all, now);
+        if filter.accepts(a, &st, now) {
+            out.push(alert_json(a, &st, &receivers));
+        }
+    }
+    Json(out).into_response()
+}
+
+async fn post_alerts(tenant: Tenant, State(api): State<AlertsApi>, body: Bytes) -> Response {
+    if let Err(r) = check_tenant(&tenant) {
+        return r.into_response();
+    }
+    let raw: Vec<RawPostableAlert> = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return bad(format!("parsing alerts body failed: {e}")).into_response(),
+    };
+    let mut alerts = Vec::with_capacity(raw.len());
+    for (i, r) in raw.into_iter().enumerate() {
+        let starts = date(&format!("{i}.startsAt"), r.starts_at.as_deref());
+        let ends = date(&format!("{i}.endsAt"), r.ends_at.as_deref());
+        let (starts_at, ends_at) = match (starts, ends) {
+            (Ok(s), Ok(e)) => (s, e),
+            (Err(m), _) | (_, Err(m)) => {
+                return swagger_error(StatusCode::UNPROCESSABLE_ENTITY, INVALID_TYPE, m)
+                    .into_response();
+            }
+        };
+        alerts.push(PostableAlert {
+            labels: r.labels,
+            annotations: r.annotations,
+            starts_at,
+            ends_at,
+            generator_url: r.generator_url,
+        });
+    }
+    let now = now_ms();
+    api.maybe_gc(now);
+    match api.put_alerts(alerts, now) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => bad(e).into_response(),
+    }
+}
+
+/// Upstream's `LabelSet.Before`: shorter sets first, then by the first
+/// differing value in name order.
+fn labels_before(a: &LabelSet, b: &LabelSet) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    if a.len() != b.len() {
+        return a.len().cmp(&b.len());
+    }
+    let mut names: Vec<&String> = a.keys().chain(b.keys()).collect();
+    names.sort();
+    for n in names {
+        match (a.get(n), b.get(n)) {
+            (None, _) => return Ordering::Less,
+            (_, None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x != y => return x.cmp(y),
+            _ => {}
+        }
+    }
+    Ordering::Equal
+}
+
+/// Upstream's alert order within a group: by `job`, then `instance`, then
+/// the whole label set.
+fn alert_order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    for key in ["job", "instance"] {
+        match (a.labels.get(key), b.labels.get(key)) {
+            (None, None) => continue,
+            (None, Some(_)) => return Ordering::Greater,
+            (Some(_), None) => return Ordering::Less,
+            (Some(x), Some(y)) if x != y => return x.cmp(y),
+            _ => {}
+        }
+    }
+    labels_before(&a.labels, &b.labels)
+}
+
+async fn get_groups(
+    tenant: Tenant,
+    State(api): State<AlertsApi>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    if let Err(r) = check_tenant(&tenant) {
+        return r.into_response();
+    }
+    let p = Params::parse(q.as_deref());
+    let (filter, receiver) = match (AlertFilter::from(&p), p.receiver()) {
+        (Ok(f), Ok(r)) => (f, r),
+        (Err(e), _) | (_, Err(e)) => return e.into_response(),
+    };
+    let now = now_ms();
+    api.maybe_gc(now);
+    let rt = api.runtime();
+    let all = api.inner.alerts.all();
+    // Groups are computed from the store on each call: the same keys the
+    // dispatcher aggregates by, without its timers.
+    let mut groups: std::collections::BTreeMap<(String, String), (LabelSet, Vec<&Alert>)> =
+        std::collections::BTreeMap::new();
+    let mut receivers_of = std::collections::HashMap::new();
+    for a in &all {
+        let routes = rt.route.match_labels(&a.labels);
+        receivers_of.insert(
+            a.fingerprint(),
+            routes
+                .iter()
+                .map(|r| r.receiver.as_str())
+                .collect::<Vec<_>>(),
+        );
+        for r in routes {
+            if receiver
+                .as_ref()
+                .is_some_and(|re| !re.is_match(&r.receiver))
+            {
+                continue;
+            }
+            let entry = groups
+                .entry((r.group_key(&a.labels), r.receiver.clone()))
+                .or_insert_with(|| (r.group_labels(&a.labels), Vec::new()));
+            entry.1.push(a);
+        }
+    }
+    let mut out: Vec<(LabelSet, String, Vec<Value>)> = Vec::new();
+    for ((_, rcv), (labels, mut alerts)) in groups {
+        alerts.sort_by(|a, b| alert_order(a, b));
+        let items: Vec<Value> = alerts
+            .into_iter()
+            .filter_map(|a| {
+                let st = api.status_of(&rt, a, &all, now);
+                filter.accepts(a, &st, now).then(|| {
+                    let rs = receivers_of
+                        .get(&a.fingerprint())
+                        .cloned()
+                        .unwrap_or_default();
+                    alert_json(a, &st, &rs)
+                })
+            })
+            .collect();
+        if !items.is_empty() {
+            out.push((labels, rcv, items));
+        }
+    }
+    out.sort_by(|a, b| labels_before(&a.0, &b.0).then_with(|| a.1.cmp(&b.1)));
+    let body: Vec<Value> = out
+        .into_iter()
+        .map(|(labels, rcv, alerts)| json!({"alerts": alerts, "labels": labels, "receiver": {"name": rcv}}))
+        .collect();
+    Json(body).into_response()
+}
+
+fn silence_json(s: &Silence, now: Millis) -> Value {
+    json!({
+        "id": s.id,
+        "status": {"state": s.state(now).as_str()},
+        "updatedAt": format_ms(s.updated_at),
+        "comment": s.comment,
+        "createdBy": s.created_by,
+        "endsAt": format_ms(s.ends_at),
+        "matchers": s.matchers.iter().map(|m| json!({
+            "isEqual": m.is_equal,
+            "isRegex": m.is_regex,
+            "name": m.name,
+            "value": m.value,
+        })).collect::<Vec<_>>(),
+        "startsAt": format_ms(s.starts_at),
+    })
+}
+
+async fn get_silences(
+    tenant: Tenant,
+    State(api): State<AlertsApi>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    if let Err(r) = check_tenant(&tenant) {
+        return r.into_response();
+    }
+    let p = Params::parse(q.as_deref());
+    let matchers = match p.filter() {
+        Ok(m) => m,
+        Err(e) => return e.into_response(),
+    };
+    let now = now_ms();
+    api.maybe_gc(now);
+    let mut sils: Vec<Silence> = api
+        .inner
+        .silences
+        .all()
+        .into_iter()
+        .filter(|s| {
+            // Upstream compares filters with the silence's matcher values
+            // as if they were labels.
+            let as_labels: LabelSet = s
+                .matchers
+                .iter()
+                .map(|m| (m.name.clone(), m.value.clone()))
+                .collect();
+            filter_matches(&matchers, &as_labels)
+        })
+        .collect();
+    sort_for_listing(&mut sils, now);
+    Json(
+        sils.iter()
+            .map(|s| silence_json(s, now))
+            .collect::<Vec<_>>(),
+    )
+    .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawSilenceMatcher {
+    name: Option<String>,
+    value: Option<String>,
+    is_regex: Option<bool>,
+    is_equal: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawPostableSilence {
+    #[serde(default)]
+    id: String,
+    matchers: Option<Vec<RawSilenceMatcher>>,
+    starts_at: Option<String>,
+    ends_at: Option<String>,
+    created_by: Option<String>,
+    comment: Option<String>,
+}
+
+fn required<T>(v: Option<T>, name: &str) -> Result<T, Reject> {
+    v.ok_or_else(|| {
+        swagger_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            REQUIRED,
+            format!("{name} in body is required"),
+        )
+    })
+}
+
+fn postable_silence(r: RawPostableSilence) -> Result<Silence, Reject> {
+    let ms = required(r.matchers, "matchers")?;
+    if ms.is_empty() {
+        return Err(swagger_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            MIN_ITEMS,
+            "matchers in body should have at least 1 items".into(),
+        ));
+    }
+    let mut matchers = Vec::with_capacity(ms.len());
+    for (i, m) in ms.into_iter().enumerate() {
+        matchers.push(SilenceMatcher {
+            name: required(m.name, &format!("matchers.{i}.name"))?,
+            value: required(m.value, &format!("matchers.{i}.value"))?,
+            is_regex: required(m.is_regex, &format!("matchers.{i}.isRegex"))?,
+            is_equal: m.is_equal.unwrap_or(true),
+        });
+    }
+    let time = |v: Option<String>, name: &str| -> Result<Millis, Reject> {
+        let s = required(v, name)?;
+        parse_rfc3339(&s).ok_or_else(|| {
+            swagger_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                INVALID_TYPE,
+                format!("{name} in body must be of type date-time: {s:?}"),
+            )
+        })
+    };
+    Ok(Silence {
+        id: r.id,
+        matchers,
+        starts_at: time(r.starts_at, "startsAt")?,
+        ends_at: time(r.ends_at, "endsAt")?,
+        updated_at: 0,
+        created_by: required(r.created_by, "createdBy")?,
+        comment: required(r.comment, "comment")?,
+    })
+}
+
+async fn post_silences(tenant: Tenant, State(api): State<AlertsApi>, body: Bytes) -> Response {
+    if let Err(r) = check_tenant(&tenant) {
+        return r.into_response();
+    }
+    let raw: RawPostableSilence = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return bad(format!("parsing silence body failed: {e}")).into_response(),
+    };
+    let sil = match postable_silence(raw) {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    if sil.starts_at >= sil.ends_at {
+        return bad("Failed to create silence: start time must be before end time").into_response();
+    }
+    let now = now_ms();
+    if sil.ends_at < now {
+        return bad("Failed to create silence: end time can't be in the past").into_response();
+    }
+    match api.inner.silences.set(sil, now) {
+        Ok(id) => Json(json!({"silenceID": id})).into_response(),
+        Err(SilenceError::NotFound) => {
+            ApiError::from_error(ErrorFormat::JsonString, &AlertsError::SilenceNotFound)
+                .into_response()
+        }
+        Err(e) => bad(e.to_string()).into_response(),
+    }
+}
+
+fn check_uuid(id: &str) -> Result<(), Reject> {
+    if crate::uuid::is_uuid(id) {
+        Ok(())
+    } else {
+        Err(swagger_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            INVALID_TYPE,
+            format!("silenceID in path must be of type uuid: {id:?}"),
+        ))
+    }
+}
+
+async fn get_silence(
+    tenant: Tenant,
+    State(api): State<AlertsApi>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = check_tenant(&tenant).and_then(|()| check_uuid(&id)) {
+        return r.into_response();
+    }
+    match api.inner.silences.get(&id) {
+        Some(s) => Json(silence_json(&s, now_ms())).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn delete_silence(
+    tenant: Tenant,
+    State(api): State<AlertsApi>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = check_tenant(&tenant).and_then(|()| check_uuid(&id)) {
+        return r.into_response();
+    }
+    match api.inner.silences.expire(&id, now_ms()) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(SilenceError::NotFound) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => ApiError::new(ErrorFormat::JsonString, ErrorClass::Internal, e.to_string())
+            .into_response(),
+    }
+}
+
+async fn get_status(tenant: Tenant, State(api): State<AlertsApi>) -> Response {
+    if let Err(r) = check_tenant(&tenant) {
+        return r.into_response();
+    }
+    let b = pharos_core::BuildInfo::current();
+    Json(json!({
+        "cluster": {"peers": [], "status": "disabled"},
+        "config": {"original": api.runtime().shown},
+        "uptime": format_ms(api.inner.started_ms),
+        "versionInfo": {
+            "branch": b.branch,
+            "buildDate": b.build_date,
+            "buildUser": b.build_user,
+            "goVersion": b.go_version,
+            "revision": b.revision,
+            "version": b.version,
+        },
+    }))
+    .into_response()
+}
+
+async fn get_receivers(tenant: Tenant, State(api): State<AlertsApi>) -> Response {
+    if let Err(r) = check_tenant(&tenant) {
+        return r.into_response();
+    }
+    let rt = api.runtime();
+    Json(
+        rt.config
+            .receivers
+            .iter()
+            .map(|r| json!({"name": r.name}))
+            .collect::<Vec<_>>(),
+    )
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests;

@@ -169,7 +169,7 @@ pub async fn run(
         }
         let mut router = Router::new();
         for r in &members {
-            router = router.merge(role_router(*r));
+            router = router.merge(role_router(*r, &cfg, &registry)?);
             handles.push((*r, readiness.register(r.name())));
         }
         let components = members.iter().map(|r| r.name().to_owned()).collect();
@@ -222,8 +222,8 @@ pub async fn run(
     Ok(())
 }
 
-fn role_router(role: Role) -> Router {
-    match role {
+fn role_router(role: Role, cfg: &PharosConfig, registry: &Registry) -> anyhow::Result<Router> {
+    Ok(match role {
         Role::MetricsServer => pharos_metrics::router(Default::default()),
         Role::LogIngester => pharos_logs::ingester_router(Default::default()),
         Role::LogQuerier => pharos_logs::querier_router(Default::default()),
@@ -231,8 +231,12 @@ fn role_router(role: Role) -> Router {
         Role::TraceIngester => pharos_traces::ingester_router(Default::default()),
         Role::TraceQuerier => pharos_traces::querier_router(Default::default()),
         Role::TraceCompactor => pharos_traces::compactor_router(Default::default()),
-        Role::AlertRouter => pharos_alerts::router(Default::default()),
-    }
+        Role::AlertRouter => {
+            let api = pharos_alerts::AlertsApi::from_config(&cfg.alerts).context("alert-router")?;
+            api.register_metrics(registry);
+            pharos_alerts::router(api)
+        }
+    })
 }
 
 /// The listener name is the role's when one role owns the port, else the

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use pharos_config::{Validate, Validator};
+use pharos_config::{Duration, Validate, Validator};
 use pharos_server::config::check_listen_address;
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +21,9 @@ pub struct AlertsConfig {
     pub peers: Vec<String>,
     /// The URL users reach this router under (`--web.external-url`).
     pub external_url: Option<String>,
+    /// How long expired silences and resolved alerts' history are kept
+    /// (`--data.retention`, upstream default 120h).
+    pub retention: Duration,
 }
 
 impl Default for AlertsConfig {
@@ -32,6 +35,7 @@ impl Default for AlertsConfig {
             cluster_listen_address: "0.0.0.0:9094".into(),
             peers: Vec::new(),
             external_url: None,
+            retention: Duration::from_secs(120 * 3600),
         }
     }
 }

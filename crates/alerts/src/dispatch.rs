@@ -1,0 +1,576 @@
+//! The dispatcher's state machine: aggregation groups with their
+//! `group_wait`/`group_interval` timers and the notification log that
+//! decides, with `repeat_interval` and `send_resolved`, whether a flush
+//! notifies an integration (upstream's `dispatch` and `DedupStage`).
+//!
+//! It is driven by explicit times, not timers, so it is deterministic: a
+//! caller feeds alerts with [`Dispatcher::process`], sleeps until
+//! [`Dispatcher::next_flush_at`] and calls [`Dispatcher::flush_due`]; after
+//! trying the notifications it reports the outcome with
+//! [`Dispatcher::complete`]. Nothing here sends anything: notification
+//! integrations are not built yet.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::LabelSet;
+use crate::config::Receiver;
+use crate::routing::RouteNode;
+use crate::store::Alert;
+use crate::time::Millis;
+
+fn ms(d: std::time::Duration) -> Millis {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// One integration of a receiver (`webhook_configs[1]` of `team`): the
+/// unit the notification log tracks.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Integration {
+    pub receiver: String,
+    pub kind: &'static str,
+    pub index: usize,
+    pub send_resolved: bool,
+}
+
+/// The integrations of a receiver, in upstream's order.
+pub fn integrations(r: &Receiver) -> Vec<Integration> {
+    let mut out = Vec::new();
+    let mut add = |kind: &'static str, flags: Vec<bool>| {
+        for (index, send_resolved) in flags.into_iter().enumerate() {
+            out.push(Integration {
+                receiver: r.name.clone(),
+                kind,
+                index,
+                send_resolved,
+            });
+        }
+    };
+    add(
+        "email",
+        r.email_configs.iter().map(|c| c.send_resolved).collect(),
+    );
+    add(
+        "pagerduty",
+        r.pagerduty_configs
+            .iter()
+            .map(|c| c.send_resolved)
+            .collect(),
+    );
+    add(
+        "slack",
+        r.slack_configs.iter().map(|c| c.send_resolved).collect(),
+    );
+    add(
+        "webhook",
+        r.webhook_configs.iter().map(|c| c.send_resolved).collect(),
+    );
+    add(
+        "opsgenie",
+        r.opsgenie_configs.iter().map(|c| c.send_resolved).collect(),
+    );
+    add(
+        "wechat",
+        r.wechat_configs.iter().map(|c| c.send_resolved).collect(),
+    );
+    add(
+        "pushover",
+        r.pushover_configs.iter().map(|c| c.send_resolved).collect(),
+    );
+    add(
+        "victorops",
+        r.victorops_configs
+            .iter()
+            .map(|c| c.send_resolved)
+            .collect(),
+    );
+    add(
+        "sns",
+        r.sns_configs.iter().map(|c| c.send_resolved).collect(),
+    );
+    add(
+        "telegram",
+        r.telegram_configs.iter().map(|c| c.send_resolved).collect(),
+    );
+    add(
+        "discord",
+        r.discord_configs.iter().map(|c| c.send_resolved).collect(),
+    );
+    add(
+        "webex",
+        r.webex_configs.iter().map(|c| c.send_resolved).collect(),
+    );
+    add(
+        "msteams",
+        r.msteams_configs.iter().map(|c| c.send_resolved).collect(),
+    );
+    out
+}
+
+/// What the dispatcher needs from the rest of the role at flush time.
+pub trait FlushContext {
+    /// Whether the alert is silenced or inhibited now.
+    fn muted(&self, alert: &Alert) -> bool;
+    /// The integrations of `receiver`.
+    fn integrations(&self, receiver: &str) -> Vec<Integration>;
+    /// Whether a route with these `mute_time_intervals` and
+    /// `active_time_intervals` is muted at `now`.
+    fn time_muted(&self, mute: &[String], active: &[String], now: Millis) -> bool;
+}
+
+/// What the last successful notification of a group to an integration
+/// contained (an nflog entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LogEntry {
+    firing: BTreeSet<u64>,
+    resolved: BTreeSet<u64>,
+    at: Millis,
+}
+
+/// One notification to send: a group's alerts for one integration. When
+/// both lists are empty (everything resolved, `send_resolved` off) nothing
+/// is sent, but the flush must still be completed so the log forgets the
+/// firing alerts, as upstream does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub integration: Integration,
+    pub firing: Vec<Alert>,
+    /// Empty unless the integration sends resolved notifications.
+    pub resolved: Vec<Alert>,
+    firing_fps: BTreeSet<u64>,
+    resolved_fps: BTreeSet<u64>,
+}
+
+/// A group that came due, with the notifications the log lets through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flush {
+    pub group_key: String,
+    pub receiver: String,
+    pub group_labels: LabelSet,
+    pub notifications: Vec<Notification>,
+    /// The alerts as flushed, to drop resolved ones that did not change.
+    sent: BTreeMap<u64, Alert>,
+}
+
+#[derive(Debug, Clone)]
+struct AggrGroup {
+    receiver: String,
+    labels: LabelSet,
+    group_wait: Millis,
+    group_interval: Millis,
+    repeat_interval: Millis,
+    mute_time_intervals: Vec<String>,
+    active_time_intervals: Vec<String>,
+    alerts: BTreeMap<u64, Alert>,
+    next_flush: Millis,
+    has_flushed: bool,
+    /// A flush is out and not yet completed.
+    in_flight: bool,
+}
+
+/// Aggregation groups and the notification log.
+#[derive(Debug, Default)]
+pub struct Dispatcher {
+    groups: HashMap<String, AggrGroup>,
+    log: HashMap<(String, Integration), LogEntry>,
+}
+
+impl Dispatcher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Puts an alert into the group of every route it matches.
+    pub fn process(&mut self, tree: &RouteNode, alert: &Alert, now: Millis) {
+        for route in tree.match_labels(&alert.labels) {
+            self.insert(route, alert, now);
+        }
+    }
+
+    fn insert(&mut self, route: &RouteNode, alert: &Alert, now: Millis) {
+        let key = route.group_key(&alert.labels);
+        let group = self.groups.entry(key).or_insert_with(|| AggrGroup {
+            receiver: route.receiver.clone(),
+            labels: route.group_labels(&alert.labels),
+            group_wait: ms(route.group_wait),
+            group_interval: ms(route.group_interval),
+            repeat_interval: ms(route.repeat_interval),
+            mute_time_intervals: route.mute_time_intervals.clone(),
+            active_time_intervals: route.active_time_intervals.clone(),
+            alerts: BTreeMap::new(),
+            next_flush: now.saturating_add(ms(route.group_wait)),
+            has_flushed: false,
+            in_flight: false,
+        });
+        // An alert that started more than group_wait ago has waited
+        // enough: the first flush happens at once.
+        if !group.has_flushed && alert.starts_at.saturating_add(group.group_wait) < now {
+            group.next_flush = group.next_flush.min(now);
+        }
+        group.alerts.insert(alert.fingerprint(), alert.clone());
+    }
+
+    /// When the earliest group comes due.
+    pub fn next_flush_at(&self) -> Option<Millis> {
+        self.groups
+            .values()
+            .filter(|g| !g.in_flight)
+            .map(|g| g.next_flush)
+            .min()
+    }
+
+    /// Number of aggregation groups.
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Flushes every group due at `now`: muted alerts are left out, and an
+    /// integration is notified only when the log says something changed
+    /// or `repeat_interval` passed. Groups are rescheduled after
+    /// `group_interval`.
+    pub fn flush_due(&mut self, now: Millis, ctx: &dyn FlushContext) -> Vec<Flush> {
+        let mut due: Vec<&String> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| !g.in_flight && g.next_flush <= now)
+            .map(|(k, _)| k)
+            .collect();
+        due.sort();
+        let due: Vec<String> = due.into_iter().cloned().collect();
+        let mut out = Vec::new();
+        for key in due {
+            let Some(group) = self.groups.get_mut(&key) else {
+                continue;
+            };
+            group.has_flushed = true;
+            group.in_flight = true;
+            group.next_flush = now.saturating_add(group.group_interval);
+            let sent = group.alerts.clone();
+            let (mut firing, mut resolved) = (Vec::new(), Vec::new());
+            for a in sent.values().filter(|a| !ctx.muted(a)) {
+                if a.resolved_at(now) {
+                    resolved.push(a.clone());
+                } else {
+                    firing.push(a.clone());
+                }
+            }
+            let firing_fps: BTreeSet<u64> = firing.iter().map(Alert::fingerprint).collect();
+            let resolved_fps: BTreeSet<u64> = resolved.iter().map(Alert::fingerprint).collect();
+            let repeat = group.repeat_interval;
+            // A time-muted group flushes without telling anyone, and the
+            // log is left as it was, as upstream's TimeMuteStage does.
+            let integrations = if ctx.time_muted(
+                &group.mute_time_intervals,
+                &group.active_time_intervals,
+                now,
+            ) {
+                Vec::new()
+            } else {
+                ctx.integrations(&group.receiver)
+            };
+            let notifications = integrations
+                .into_iter()
+                .filter(|i| {
+                    let entry = self.log.get(&(key.clone(), i.clone()));
+                    needs_update(
+                        entry,
+                        &firing_fps,
+                        &resolved_fps,
+                        i.send_resolved,
+                        repeat,
+                        now,
+                    )
+                })
+                .map(|i| Notification {
+                    resolved: if i.send_resolved {
+                        resolved.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    integration: i,
+                    firing: firing.clone(),
+                    firing_fps: firing_fps.clone(),
+                    resolved_fps: resolved_fps.clone(),
+                })
+                .collect();
+            out.push(Flush {
+                group_key: key,
+                receiver: group.receiver.clone(),
+                group_labels: group.labels.clone(),
+                notifications,
+                sent,
+            });
+        }
+        out
+    }
+
+    /// Records the outcome of a flush. On success the log remembers what
+    /// each integration was told and resolved alerts that did not change
+    /// since the flush leave the group (and an empty group goes); on
+    /// failure everything stays for the next interval.
+    pub fn complete(&mut self, flush: Flush, success: bool, now: Millis) {
+        let Some(group) = self.groups.get_mut(&flush.group_key) else {
+            return;
+        };
+        group.in_flight = false;
+        if !success {
+            return;
+        }
+        for n in flush.notifications {
+            self.log.insert(
+                (flush.group_key.clone(), n.integration),
+                LogEntry {
+                    firing: n.firing_fps,
+                    resolved: n.resolved_fps,
+                    at: now,
+                },
+            );
+        }
+        for (fp, a) in &flush.sent {
+            if a.resolved_at(now) && group.alerts.get(fp) == Some(a) {
+                group.alerts.remove(fp);
+            }
+        }
+        if group.alerts.is_empty() {
+            self.groups.remove(&flush.group_key);
+        }
+    }
+
+    /// Forgets log entries older than `retention`.
+    pub fn gc_log(&mut self, now: Millis, retention: std::time::Duration) {
+        let keep = ms(retention);
+        self.log.retain(|_, e| e.at.saturating_add(keep) >= now);
+    }
+}
+
+/// Upstream's `DedupStage.needsUpdate`.
+fn needs_update(
+    entry: Option<&LogEntry>,
+    firing: &BTreeSet<u64>,
+    resolved: &BTreeSet<u64>,
+    send_resolved: bool,
+    repeat: Millis,
+    now: Millis,
+) -> bool {
+    let Some(entry) = entry else {
+        return !firing.is_empty();
+    };
+    if !firing.is_subset(&entry.firing) {
+        return true;
+    }
+    // Everything resolved: tell the integration so its firing set clears,
+    // unless it never heard of any of them.
+    if firing.is_empty() {
+        return !entry.firing.is_empty();
+    }
+    if send_resolved && !resolved.is_subset(&entry.resolved) {
+        return true;
+    }
+    entry.at < now.saturating_sub(repeat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const S: Millis = 1000;
+
+    struct Ctx {
+        muted: BTreeSet<String>,
+        send_resolved: bool,
+    }
+
+    impl FlushContext for Ctx {
+        fn muted(&self, a: &Alert) -> bool {
+            self.muted.contains(&a.labels["alertname"])
+        }
+        fn time_muted(&self, mute: &[String], _active: &[String], _now: Millis) -> bool {
+            mute.iter().any(|m| self.muted.contains(m))
+        }
+        fn integrations(&self, receiver: &str) -> Vec<Integration> {
+            vec![Integration {
+                receiver: receiver.into(),
+                kind: "webhook",
+                index: 0,
+                send_resolved: self.send_resolved,
+            }]
+        }
+    }
+
+    fn ctx() -> Ctx {
+        Ctx {
+            muted: BTreeSet::new(),
+            send_resolved: true,
+        }
+    }
+
+    fn tree() -> RouteNode {
+        let cfg = Config::load(
+            "route: {receiver: r, group_by: [g], group_wait: 30s, group_interval: 5m, repeat_interval: 1h}\nreceivers: [{name: r}]\n",
+        )
+        .unwrap();
+        RouteNode::new(cfg.root_route())
+    }
+
+    fn alert(name: &str, start: Millis, end: Millis) -> Alert {
+        Alert {
+            labels: [("alertname", name), ("g", "1")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            annotations: LabelSet::new(),
+            starts_at: start,
+            ends_at: end,
+            generator_url: String::new(),
+            updated_at: start,
+            timeout: false,
+        }
+    }
+
+    fn names(n: &[Alert]) -> Vec<&str> {
+        n.iter().map(|a| a.labels["alertname"].as_str()).collect()
+    }
+
+    #[test]
+    fn waits_groups_then_repeats_only_when_due() {
+        let (t, c) = (tree(), ctx());
+        let mut d = Dispatcher::new();
+        let t0 = 1_000_000 * S;
+        d.process(&t, &alert("A", t0, t0 + 3600 * S), t0);
+        d.process(&t, &alert("B", t0 + 5 * S, t0 + 3600 * S), t0 + 5 * S);
+        assert_eq!(d.len(), 1, "same group labels, one group");
+        assert_eq!(d.next_flush_at(), Some(t0 + 30 * S));
+        assert!(d.flush_due(t0 + 29 * S, &c).is_empty());
+        let mut f = d.flush_due(t0 + 30 * S, &c);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].group_key, "{}:{g=\"1\"}");
+        assert_eq!(names(&f[0].notifications[0].firing), ["A", "B"]);
+        d.complete(f.remove(0), true, t0 + 30 * S);
+        // Next interval: nothing changed and repeat_interval not over.
+        let next = t0 + 330 * S;
+        assert_eq!(d.next_flush_at(), Some(next));
+        let f = d.flush_due(next, &c);
+        assert!(f[0].notifications.is_empty());
+        d.complete(f.into_iter().next().unwrap(), true, next);
+        // After repeat_interval it notifies again.
+        let later = t0 + 30 * S + 3600 * S + 300 * S;
+        let mut f = d.flush_due(later, &c);
+        assert_eq!(f[0].notifications.len(), 1);
+        d.complete(f.remove(0), true, later);
+    }
+
+    #[test]
+    fn new_alert_notifies_resolved_leave_and_old_alerts_skip_wait() {
+        let (t, c) = (tree(), ctx());
+        let mut d = Dispatcher::new();
+        let t0 = 1_000_000 * S;
+        // Started long ago: no group_wait.
+        d.process(&t, &alert("A", t0 - 600 * S, t0 + 60 * S), t0);
+        let mut f = d.flush_due(t0, &c);
+        assert_eq!(f.len(), 1);
+        d.complete(f.remove(0), true, t0);
+        d.process(&t, &alert("B", t0 + 10 * S, t0 + 3600 * S), t0 + 10 * S);
+        let t1 = t0 + 300 * S;
+        let mut f = d.flush_due(t1, &c);
+        let n = &f[0].notifications[0];
+        assert_eq!(names(&n.firing), ["B"]);
+        assert_eq!(names(&n.resolved), ["A"], "A ended at t0+60s");
+        d.complete(f.remove(0), true, t1);
+        // A left the group once reported resolved.
+        let mut f = d.flush_due(t1 + 300 * S, &c);
+        assert!(f[0].sent.values().all(|a| a.labels["alertname"] == "B"));
+        d.complete(f.remove(0), true, t1 + 300 * S);
+        // B resolves: notified although the integration might not send
+        // resolved, so the log clears; then the group is gone.
+        let mut d2 = Dispatcher::new();
+        let c2 = Ctx {
+            muted: BTreeSet::new(),
+            send_resolved: false,
+        };
+        d2.process(&t, &alert("B", t0 - 600 * S, t0 + 10 * S), t0);
+        let mut f = d2.flush_due(t0, &c2);
+        d2.complete(f.remove(0), true, t0);
+        let mut f = d2.flush_due(t0 + 300 * S, &c2);
+        assert_eq!(f[0].notifications.len(), 1);
+        assert!(
+            f[0].notifications[0].resolved.is_empty(),
+            "send_resolved off"
+        );
+        d2.complete(f.remove(0), true, t0 + 300 * S);
+        assert!(d2.is_empty());
+    }
+
+    #[test]
+    fn muted_alerts_and_failures() {
+        let t = tree();
+        let mut c = ctx();
+        c.muted.insert("A".into());
+        let mut d = Dispatcher::new();
+        let t0 = 1_000_000 * S;
+        d.process(&t, &alert("A", t0 - 600 * S, t0 + 3600 * S), t0);
+        let mut f = d.flush_due(t0, &c);
+        assert!(
+            f[0].notifications.is_empty(),
+            "only muted alerts: nothing to say"
+        );
+        d.complete(f.remove(0), true, t0);
+        c.muted.clear();
+        let t1 = t0 + 300 * S;
+        let mut f = d.flush_due(t1, &c);
+        assert_eq!(f[0].notifications.len(), 1);
+        assert_eq!(d.next_flush_at(), None, "in flight");
+        d.complete(f.remove(0), false, t1);
+        // A failed send is retried at the next interval.
+        let mut f = d.flush_due(t1 + 300 * S, &c);
+        assert_eq!(f[0].notifications.len(), 1);
+        d.complete(f.remove(0), true, t1 + 300 * S);
+        d.gc_log(t1 + 300 * S + 10 * S, std::time::Duration::from_secs(5));
+        assert!(d.log.is_empty());
+    }
+
+    #[test]
+    fn time_muted_groups_notify_nobody() {
+        let cfg = Config::load(
+            "route: {receiver: r, routes: [{matchers: [x=y], mute_time_intervals: [night]}]}\nreceivers: [{name: r}]\ntime_intervals: [{name: night, time_intervals: [{times: [{start_time: '00:00', end_time: '06:00'}]}]}]\n",
+        )
+        .unwrap();
+        let t = RouteNode::new(cfg.root_route());
+        let mut c = ctx();
+        c.muted.insert("night".into());
+        let mut d = Dispatcher::new();
+        let mut a = alert("A", 0, 3600 * S);
+        a.labels.insert("x".into(), "y".into());
+        d.process(&t, &a, 600 * S);
+        let mut f = d.flush_due(600 * S, &c);
+        assert!(f[0].notifications.is_empty());
+        d.complete(f.remove(0), true, 600 * S);
+        c.muted.clear();
+        let f = d.flush_due(900 * S, &c);
+        assert_eq!(f[0].notifications.len(), 1, "log untouched while muted");
+    }
+
+    #[test]
+    fn lists_integrations_with_their_send_resolved() {
+        let cfg = Config::load(
+            "route: {receiver: r}\nreceivers: [{name: r, webhook_configs: [{url: 'http://a/'}, {url: 'http://b/', send_resolved: false}], discord_configs: [{webhook_url: 'https://d/x'}]}]\n",
+        )
+        .unwrap();
+        let is = integrations(&cfg.receivers[0]);
+        let got: Vec<(&str, usize, bool)> = is
+            .iter()
+            .map(|i| (i.kind, i.index, i.send_resolved))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("webhook", 0, true),
+                ("webhook", 1, false),
+                ("discord", 0, true)
+            ]
+        );
+    }
+}
