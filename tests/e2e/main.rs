@@ -3,6 +3,7 @@
 
 mod access;
 mod config_errors;
+mod remote_write;
 mod startup;
 mod support;
 mod tools;

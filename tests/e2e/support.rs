@@ -215,14 +215,18 @@ pub async fn wait_ready(proc: &mut Proc, url: &str, limit: Duration) {
     panic!("{url} not ready within {limit:?}: {last}");
 }
 
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
 /// `promtool`, which CI installs; locally its absence skips the check
 /// loudly, in CI it fails the test.
 pub fn promtool() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("promtool"))
-            .find(|p| p.is_file())
-    });
+    let found = which("promtool");
     if found.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),

@@ -43,3 +43,25 @@ impl Classify for WriteError {
         }
     }
 }
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tsdb(#[from] pharos_tsdb::TsdbError),
+}
+
+impl Classify for StoreError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            Self::Io { .. } => ErrorClass::Unavailable,
+            Self::Tsdb(e) => e.class(),
+        }
+    }
+}

@@ -173,9 +173,13 @@ pub async fn write(
             accepted.push((labels, samples));
         }
     }
-    let outcome = match ing.sink.append(&tenant, accepted) {
-        Ok(o) => o,
-        Err(e) => return text_error(e.class(), e.to_string()),
+    // the WAL append fsyncs: keep it off the async workers
+    let sink = ing.sink.clone();
+    let t = tenant.clone();
+    let outcome = match tokio::task::spawn_blocking(move || sink.append(&t, accepted)).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => return text_error(e.class(), e.to_string()),
+        Err(e) => return text_error(ErrorClass::Internal, format!("append task failed: {e}")),
     };
     if !outcome.rejected.is_empty() {
         ing.discarded

@@ -6,12 +6,16 @@ pub mod api;
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod query_api;
+pub mod reader;
 pub mod remote_write;
+pub mod store;
 
 pub use api::{MetricsApi, router};
 pub use config::MetricsConfig;
 pub use error::WriteError;
 pub use ingest::{AppendOutcome, Ingest, SampleSink, SinkError};
+pub use store::{TenantStore, TsdbQueryable};
 
 /// Readiness component and listener name.
 pub const ROLE: &str = "metrics-server";

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -153,6 +154,7 @@ pub async fn run(
     );
 
     let mut handles = Vec::new();
+    let mut on_shutdown: Vec<ShutdownHook> = Vec::new();
     for family in [
         Family::Metrics,
         Family::Logs,
@@ -169,7 +171,7 @@ pub async fn run(
         }
         let mut router = Router::new();
         for r in &members {
-            router = router.merge(role_router(*r, &cfg, &registry)?);
+            router = router.merge(role_router(*r, &cfg, &registry, &mut on_shutdown).await?);
             handles.push((*r, readiness.register(r.name())));
         }
         let components = members.iter().map(|r| r.name().to_owned()).collect();
@@ -218,13 +220,34 @@ pub async fn run(
         shutdown.listen_for_signals();
     }
     server.run(shutdown).await?;
+    for hook in on_shutdown {
+        let _ = tokio::task::spawn_blocking(hook).await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
-fn role_router(role: Role, cfg: &PharosConfig, registry: &Registry) -> anyhow::Result<Router> {
+/// Work to finish after the listeners have drained (flushing WALs).
+type ShutdownHook = Box<dyn FnOnce() + Send>;
+
+async fn role_router(
+    role: Role,
+    cfg: &PharosConfig,
+    registry: &Registry,
+    on_shutdown: &mut Vec<ShutdownHook>,
+) -> anyhow::Result<Router> {
     Ok(match role {
-        Role::MetricsServer => pharos_metrics::router(Default::default()),
+        Role::MetricsServer => {
+            let store = open_metrics_store(cfg).await?;
+            let s = store.clone();
+            on_shutdown.push(Box::new(move || s.sync()));
+            store.spawn_maintenance(Duration::from_secs(60));
+            let ingest = cfg
+                .metrics
+                .remote_write_receiver
+                .then(|| pharos_metrics::Ingest::new(store.clone(), &cfg.limits, registry));
+            pharos_metrics::router(pharos_metrics::MetricsApi { ingest })
+        }
         Role::LogIngester => pharos_logs::ingester_router(Default::default()),
         Role::LogQuerier => pharos_logs::querier_router(Default::default()),
         Role::TraceDistributor => pharos_traces::distributor_router(Default::default()),
@@ -237,6 +260,21 @@ fn role_router(role: Role, cfg: &PharosConfig, registry: &Registry) -> anyhow::R
             pharos_alerts::router(api)
         }
     })
+}
+
+/// Opens (and replays) every tenant's TSDB under `metrics.local_path/tsdb`.
+async fn open_metrics_store(
+    cfg: &PharosConfig,
+) -> anyhow::Result<Arc<pharos_metrics::TenantStore>> {
+    let root = cfg.metrics.local_path.join("tsdb");
+    let mut opts = pharos_tsdb::TsdbOptions::default();
+    opts.retention = Some(cfg.metrics.retention_time.as_std());
+    tracing::info!(dir = %root.display(), "opening metrics storage, replaying write-ahead logs");
+    let store = tokio::task::spawn_blocking(move || pharos_metrics::TenantStore::open(&root, opts))
+        .await
+        .context("metrics storage")?
+        .context("metrics storage")?;
+    Ok(Arc::new(store))
 }
 
 /// The listener name is the role's when one role owns the port, else the

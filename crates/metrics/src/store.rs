@@ -1,0 +1,247 @@
+//! One TSDB per tenant under `metrics.local_path/<tenant>/`, as the sink of
+//! remote_write and scrapes and the source of queries.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use pharos_core::TenantId;
+use pharos_core::error::{Classify, ErrorClass};
+use pharos_model::{Labels, Matcher, Sample};
+use pharos_promql::{QueryError, Queryable, Series};
+use pharos_tsdb::{MetricMetadata, MetricType, Tsdb, TsdbError, TsdbOptions};
+
+use crate::error::StoreError;
+use crate::ingest::{AppendOutcome, SampleSink, SinkError};
+use crate::remote_write::Metadata;
+
+pub struct TenantStore {
+    root: PathBuf,
+    opts: TsdbOptions,
+    dbs: RwLock<HashMap<TenantId, Arc<Tsdb>>>,
+}
+
+impl TenantStore {
+    /// Opens every tenant directory already under `root`, replaying WALs,
+    /// so data acknowledged before a crash is back before we serve.
+    pub fn open(root: &Path, opts: TsdbOptions) -> Result<Self, StoreError> {
+        let io = |op, e| StoreError::Io {
+            op,
+            path: root.display().to_string(),
+            source: e,
+        };
+        std::fs::create_dir_all(root).map_err(|e| io("create", e))?;
+        let store = Self {
+            root: root.to_owned(),
+            opts,
+            dbs: RwLock::new(HashMap::new()),
+        };
+        let entries = std::fs::read_dir(root).map_err(|e| io("list", e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !entry.path().is_dir() {
+                continue;
+            }
+            match TenantId::parse(&name) {
+                Ok(tenant) => {
+                    store.get_or_open(&tenant)?;
+                }
+                Err(_) => {
+                    tracing::warn!(dir = %entry.path().display(), "ignoring directory that is not a tenant id")
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn get(&self, tenant: &TenantId) -> Option<Arc<Tsdb>> {
+        self.dbs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .cloned()
+    }
+
+    pub fn get_or_open(&self, tenant: &TenantId) -> Result<Arc<Tsdb>, TsdbError> {
+        if let Some(db) = self.get(tenant) {
+            return Ok(db);
+        }
+        let mut dbs = self.dbs.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(db) = dbs.get(tenant) {
+            return Ok(db.clone());
+        }
+        let dir = self.root.join(tenant.as_str());
+        let started = std::time::Instant::now();
+        let db = Arc::new(Tsdb::open(&dir, self.opts.clone())?);
+        tracing::info!(tenant = %tenant, dir = %dir.display(), elapsed_ms = started.elapsed().as_millis() as u64, series = db.stats().series, "opened tsdb");
+        dbs.insert(tenant.clone(), db.clone());
+        Ok(db)
+    }
+
+    pub fn tenants(&self) -> Vec<(TenantId, Arc<Tsdb>)> {
+        self.dbs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(t, d)| (t.clone(), d.clone()))
+            .collect()
+    }
+
+    /// Cuts blocks, compacts and applies retention for every tenant; run
+    /// periodically from a blocking task.
+    pub fn maintain(&self) {
+        for (tenant, db) in self.tenants() {
+            match db.maintain() {
+                Ok(r) if !r.cut.is_empty() || !r.compacted.is_empty() || !r.deleted.is_empty() => {
+                    tracing::info!(tenant = %tenant, cut = r.cut.len(), compacted = r.compacted.len(), deleted = r.deleted.len(), "tsdb maintenance");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(tenant = %tenant, error = %e, "tsdb maintenance failed"),
+            }
+        }
+    }
+
+    /// Flushes every WAL; called on shutdown.
+    pub fn sync(&self) {
+        for (tenant, db) in self.tenants() {
+            if let Err(e) = db.sync() {
+                tracing::warn!(tenant = %tenant, error = %e, "wal sync failed");
+            }
+        }
+    }
+
+    /// Runs [`Self::maintain`] every `every` until the runtime stops.
+    pub fn spawn_maintenance(self: &Arc<Self>, every: Duration) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let m = me.clone();
+                let _ = tokio::task::spawn_blocking(move || m.maintain()).await;
+            }
+        });
+    }
+}
+
+fn sink_error(e: &TsdbError) -> SinkError {
+    SinkError {
+        class: e.class(),
+        message: e.to_string(),
+    }
+}
+
+impl SampleSink for TenantStore {
+    fn append(
+        &self,
+        tenant: &TenantId,
+        series: Vec<(Labels, Vec<Sample>)>,
+    ) -> Result<AppendOutcome, SinkError> {
+        if series.is_empty() {
+            return Ok(AppendOutcome::default());
+        }
+        let db = self.get_or_open(tenant).map_err(|e| sink_error(&e))?;
+        let report = db.append(&series).map_err(|e| sink_error(&e))?;
+        Ok(AppendOutcome {
+            samples_written: report.added + report.duplicates,
+            rejected: report.errors.iter().map(|e| e.error.to_string()).collect(),
+        })
+    }
+
+    fn set_metadata(&self, tenant: &TenantId, metadata: &[Metadata]) {
+        let Ok(db) = self.get_or_open(tenant) else {
+            return;
+        };
+        for m in metadata {
+            let md = MetricMetadata {
+                metric_type: MetricType::parse(m.kind),
+                help: m.help.clone(),
+                unit: m.unit.clone(),
+            };
+            if let Err(e) = db.set_metadata(&m.metric, md) {
+                tracing::warn!(tenant = %tenant, metric = %m.metric, error = %e, "cannot store metadata");
+            }
+        }
+    }
+}
+
+/// A tenant's TSDB as the PromQL engine's storage. A tenant with no data
+/// yet answers every selection with nothing.
+pub struct TsdbQueryable(pub Option<Arc<Tsdb>>);
+
+impl Queryable for TsdbQueryable {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<Series>, QueryError> {
+        let Some(db) = &self.0 else {
+            return Ok(Vec::new());
+        };
+        let rows = db
+            .select(matchers, mint, maxt)
+            .map_err(|e| match e.class() {
+                ErrorClass::BadRequest => QueryError::BadRequest(e.to_string()),
+                _ => QueryError::Storage(e.to_string()),
+            })?;
+        Ok(rows
+            .into_iter()
+            .map(|(labels, samples)| Series { labels, samples })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(name: &str, t: i64, v: f64) -> (Labels, Vec<Sample>) {
+        (
+            Labels::from_pairs([("__name__", name), ("job", "j")]),
+            vec![Sample::new(t, v)],
+        )
+    }
+
+    #[test]
+    fn tenants_are_separate_and_reopen_after_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = TenantId::parse("team-a").unwrap();
+        let b = TenantId::parse("team-b").unwrap();
+        {
+            let store = TenantStore::open(dir.path(), TsdbOptions::default()).unwrap();
+            let out = store.append(&a, vec![series("up", 1000, 1.0)]).unwrap();
+            assert_eq!(out.samples_written, 1);
+            store.append(&b, vec![series("up", 1000, 0.0)]).unwrap();
+            store.sync();
+        }
+        let store = TenantStore::open(dir.path(), TsdbOptions::default()).unwrap();
+        let m = [Matcher::equal("__name__", "up")];
+        let qa = TsdbQueryable(store.get(&a)).select(&m, 0, 2000).unwrap();
+        assert_eq!(qa.len(), 1);
+        assert_eq!(qa[0].samples, vec![Sample::new(1000, 1.0)]);
+        let qb = TsdbQueryable(store.get(&b)).select(&m, 0, 2000).unwrap();
+        assert_eq!(qb[0].samples, vec![Sample::new(1000, 0.0)]);
+        assert!(
+            TsdbQueryable(store.get(&TenantId::anonymous()))
+                .select(&m, 0, 2000)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn conflicting_duplicate_is_rejected_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TenantStore::open(dir.path(), TsdbOptions::default()).unwrap();
+        let t = TenantId::anonymous();
+        store.append(&t, vec![series("up", 1000, 1.0)]).unwrap();
+        let again = store.append(&t, vec![series("up", 1000, 1.0)]).unwrap();
+        assert!(again.rejected.is_empty(), "{again:?}");
+        let out = store.append(&t, vec![series("up", 1000, 2.0)]).unwrap();
+        assert_eq!(out.rejected.len(), 1);
+        assert!(out.rejected[0].contains("up"), "{:?}", out.rejected);
+    }
+}
