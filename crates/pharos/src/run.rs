@@ -267,8 +267,10 @@ async fn open_metrics_store(
     cfg: &PharosConfig,
 ) -> anyhow::Result<Arc<pharos_metrics::TenantStore>> {
     let root = cfg.metrics.local_path.join("tsdb");
-    let mut opts = pharos_tsdb::TsdbOptions::default();
-    opts.retention = Some(cfg.metrics.retention_time.as_std());
+    let opts = pharos_tsdb::TsdbOptions {
+        retention: Some(cfg.metrics.retention_time.as_std()),
+        ..Default::default()
+    };
     tracing::info!(dir = %root.display(), "opening metrics storage, replaying write-ahead logs");
     let store = tokio::task::spawn_blocking(move || pharos_metrics::TenantStore::open(&root, opts))
         .await
