@@ -5,6 +5,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::ingest::Ingest;
+use crate::scraping::Scraping;
 use pharos_core::BuildInfo;
 use pharos_server::{ErrorFormat, unbuilt_routes};
 
@@ -14,6 +15,8 @@ use pharos_server::{ErrorFormat, unbuilt_routes};
 pub struct MetricsApi {
     /// The remote_write receiver; `None` when disabled.
     pub ingest: Option<Ingest>,
+    /// Scraping from `prometheus.yml`; `None` in roles that do not scrape.
+    pub scraping: Option<Scraping>,
 }
 
 /// Remote write bodies are snappy-compressed protobuf; Prometheus sends at
@@ -43,9 +46,24 @@ pub fn router(state: MetricsApi) -> Router {
             }),
         ),
     };
+    if let Some(sc) = state.scraping.clone() {
+        r = r.merge(
+            Router::new()
+                .route("/api/v1/targets", get(crate::scraping::targets))
+                .route(
+                    "/api/v1/targets/metadata",
+                    get(crate::scraping::targets_metadata),
+                )
+                .route(
+                    "/-/reload",
+                    post(crate::scraping::reload).put(crate::scraping::reload),
+                )
+                .with_state(sc),
+        );
+    }
     unbuilt_routes(
         r,
-        &["/api/v1/{*rest}", "/federate", "/-/reload"],
+        &["/api/v1/{*rest}", "/federate"],
         ErrorFormat::Prometheus,
     )
     .with_state(state)

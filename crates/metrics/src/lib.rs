@@ -9,12 +9,14 @@ pub mod ingest;
 pub mod query_api;
 pub mod reader;
 pub mod remote_write;
+pub mod scraping;
 pub mod store;
 
 pub use api::{MetricsApi, router};
 pub use config::MetricsConfig;
 pub use error::WriteError;
 pub use ingest::{AppendOutcome, Ingest, SampleSink, SinkError};
+pub use scraping::Scraping;
 pub use store::{TenantStore, TsdbQueryable};
 
 /// Readiness component and listener name.

@@ -118,13 +118,26 @@ pub fn go_quote(s: &str) -> String {
     out
 }
 
-/// Go's `strconv.ParseFloat` accepts what Rust's does plus `+Inf`-style
-/// spellings; both are case-insensitive for inf/nan.
+/// Go's `strconv.ParseFloat` for decimal input: Rust's parser plus digit
+/// separators (`1_000`), which Go allows between digits. Hex floats
+/// (`0x1p4`) are not accepted.
 fn parse_go_float(s: &str) -> Option<f64> {
-    // Rust accepts "infinity" and "nan" too, like Go; it rejects "_" which
-    // Go only allows with a base prefix, so nothing to add there
     if s.is_empty() || s.trim() != s {
         return None;
+    }
+    if s.contains('_') {
+        let b = s.as_bytes();
+        let ok = b.iter().enumerate().all(|(i, c)| {
+            *c != b'_'
+                || (i > 0
+                    && b[i - 1].is_ascii_digit()
+                    && b.get(i + 1).is_some_and(u8::is_ascii_digit))
+        });
+        return if ok {
+            s.replace('_', "").parse::<f64>().ok()
+        } else {
+            None
+        };
     }
     s.parse::<f64>().ok()
 }
@@ -236,13 +249,14 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     }
     let mut i = 19;
     let mut ms = 0i64;
-    if b.get(i) == Some(&b'.') {
+    // Go takes a comma as the decimal mark too, and at most nanoseconds
+    if matches!(b.get(i), Some(b'.' | b',')) {
         let start = i + 1;
         i = start;
         while b.get(i).is_some_and(u8::is_ascii_digit) {
             i += 1;
         }
-        if i == start {
+        if i == start || i - start > 9 {
             return None;
         }
         for (k, c) in b[start..i].iter().take(3).enumerate() {
@@ -426,6 +440,13 @@ mod tests {
             Err("cannot parse \"abc\" to a valid timestamp".into())
         );
         assert!(parse_time("2015-02-30T00:00:00Z").is_err());
+        assert_eq!(parse_time("2015-07-01T20:10:51,5Z"), Ok(1_435_781_451_500));
+        assert!(parse_time("2015-07-01T20:10:51.7811111111Z").is_err());
+        assert!(parse_time("2015-07-01t20:10:51Z").is_err());
+        assert!(parse_time("2015-07-01T20:10:51+0200").is_err());
+        assert!(parse_time("2015-07-01T24:00:00Z").is_err());
+        assert_eq!(parse_time("1_000"), Ok(1_000_000));
+        assert!(parse_time("1__0").is_err() && parse_time("_1").is_err());
         assert!(parse_time("2015-07-01 20:10:51Z").is_err());
         assert!(parse_time("").is_err());
     }

@@ -1,0 +1,645 @@
+//! Immutable blocks: the samples of a time range written to a directory
+//! (`meta.json`, `index`, `chunks`) that a reader can query without the
+//! head. Layout in `FORMAT.md`.
+//!
+//! Not wired into [`crate::Tsdb`] yet: nothing cuts the head into blocks,
+//! queries do not read blocks, and nothing uploads them. What exists is the
+//! writer, the reader, and merging blocks into one (compaction).
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::hash::{BuildHasher, Hasher};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use pharos_model::{Label, Labels, Matcher, Sample};
+use serde::{Deserialize, Serialize};
+
+use crate::chunk::{Chunk, ChunkAppender};
+use crate::crc32c;
+use crate::error::TsdbError;
+use crate::index::{Index, SeriesRef};
+use crate::wal::{Dec, put_uvarint, put_varint};
+
+pub const INDEX_MAGIC: &[u8; 4] = b"PHXI";
+pub const CHUNKS_MAGIC: &[u8; 4] = b"PHXC";
+pub const FORMAT_VERSION: u8 = 1;
+/// Samples per chunk in blocks, as in the head.
+const BLOCK_CHUNK_SAMPLES: usize = 120;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockStats {
+    pub num_series: u64,
+    pub num_chunks: u64,
+    pub num_samples: u64,
+}
+
+/// `meta.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockMeta {
+    pub ulid: String,
+    /// Inclusive lower bound of the samples' timestamps (ms).
+    pub min_time: i64,
+    /// Exclusive upper bound (ms), as in Prometheus.
+    pub max_time: i64,
+    pub stats: BlockStats,
+    pub version: u32,
+    /// How many merges produced this block (1 for a block cut from the
+    /// head).
+    pub compaction_level: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ChunkMeta {
+    min_t: i64,
+    max_t: i64,
+    offset: u64,
+}
+
+/// A Crockford base32 ULID: 48 bits of milliseconds, then 80 random bits,
+/// so block directories sort by creation time.
+fn new_ulid() -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    // std's RandomState is seeded from the OS per instance
+    let r1 = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let r2 = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let hi = u128::from(ms & 0xffff_ffff_ffff) << 80;
+    let lo = (u128::from(r1) << 16 | u128::from(r2 & 0xffff)) & ((1u128 << 80) - 1);
+    let v = hi | lo;
+    (0..26)
+        .map(|i| ALPHABET[((v >> (125 - 5 * i)) & 0x1f) as usize] as char)
+        .collect()
+}
+
+fn sync_dir(dir: &Path) -> Result<(), TsdbError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| TsdbError::io("fsync dir", dir, e))
+}
+
+/// Writes a block of `series` (sorted by labels, samples sorted by time,
+/// all within `[min_time, max_time)`) into a new directory under `parent`
+/// and returns its meta. The directory appears atomically (written as
+/// `<ulid>.tmp`, then renamed).
+pub fn write_block(
+    parent: &Path,
+    min_time: i64,
+    max_time: i64,
+    compaction_level: u32,
+    series: impl IntoIterator<Item = (Labels, Vec<Sample>)>,
+) -> Result<BlockMeta, TsdbError> {
+    let ulid = new_ulid();
+    let tmp = parent.join(format!("{ulid}.tmp"));
+    fs::create_dir_all(&tmp).map_err(|e| TsdbError::io("create dir", &tmp, e))?;
+    let chunks_path = tmp.join("chunks");
+    let f = File::create(&chunks_path).map_err(|e| TsdbError::io("create", &chunks_path, e))?;
+    let mut chunks_out = BufWriter::new(f);
+    let mut offset = 0u64;
+    let werr = |e| TsdbError::io("write", &chunks_path, e);
+    chunks_out.write_all(CHUNKS_MAGIC).map_err(werr)?;
+    chunks_out.write_all(&[FORMAT_VERSION]).map_err(werr)?;
+    offset += 5;
+
+    let mut entries: Vec<(Labels, Vec<ChunkMeta>)> = Vec::new();
+    let mut stats = BlockStats {
+        num_series: 0,
+        num_chunks: 0,
+        num_samples: 0,
+    };
+    let mut prev: Option<Labels> = None;
+    let mut rec = Vec::new();
+    for (labels, samples) in series {
+        if let Some(p) = &prev
+            && *p >= labels
+        {
+            return Err(TsdbError::InvalidLabels {
+                series: labels.to_string(),
+                reason: "block series must be sorted and unique".into(),
+            });
+        }
+        prev = Some(labels.clone());
+        let samples: Vec<Sample> = samples
+            .into_iter()
+            .filter(|s| s.t >= min_time && s.t < max_time)
+            .collect();
+        if samples.is_empty() {
+            continue;
+        }
+        let mut metas = Vec::new();
+        for part in samples.chunks(BLOCK_CHUNK_SAMPLES) {
+            let mut a = ChunkAppender::new();
+            for s in part {
+                a.append(s.t, s.v);
+            }
+            let (chunk, _) = a.finish_best();
+            rec.clear();
+            put_uvarint(&mut rec, chunk.bytes().len() as u64);
+            rec.extend_from_slice(chunk.bytes());
+            rec.extend_from_slice(&crc32c::checksum(chunk.bytes()).to_le_bytes());
+            chunks_out.write_all(&rec).map_err(werr)?;
+            metas.push(ChunkMeta {
+                min_t: chunk.min_t(),
+                max_t: chunk.max_t(),
+                offset,
+            });
+            offset += rec.len() as u64;
+            stats.num_chunks += 1;
+            stats.num_samples += part.len() as u64;
+        }
+        stats.num_series += 1;
+        entries.push((labels, metas));
+    }
+    let f = chunks_out
+        .into_inner()
+        .map_err(|e| TsdbError::io("write", &chunks_path, e.into_error()))?;
+    f.sync_all().map_err(werr)?;
+
+    // index: symbol table, then series referring to symbols
+    let mut symbols: BTreeMap<&str, u32> = BTreeMap::new();
+    for (l, _) in &entries {
+        for x in l {
+            symbols.insert(&x.name, 0);
+            symbols.insert(&x.value, 0);
+        }
+    }
+    for (i, v) in symbols.values_mut().enumerate() {
+        *v = i as u32;
+    }
+    let mut idx = Vec::new();
+    idx.extend_from_slice(INDEX_MAGIC);
+    idx.push(FORMAT_VERSION);
+    put_uvarint(&mut idx, symbols.len() as u64);
+    for s in symbols.keys() {
+        put_uvarint(&mut idx, s.len() as u64);
+        idx.extend_from_slice(s.as_bytes());
+    }
+    put_uvarint(&mut idx, entries.len() as u64);
+    for (l, metas) in &entries {
+        put_uvarint(&mut idx, l.len() as u64);
+        for x in l {
+            put_uvarint(&mut idx, u64::from(symbols[x.name.as_str()]));
+            put_uvarint(&mut idx, u64::from(symbols[x.value.as_str()]));
+        }
+        put_uvarint(&mut idx, metas.len() as u64);
+        for m in metas {
+            put_varint(&mut idx, m.min_t);
+            put_uvarint(&mut idx, m.max_t.wrapping_sub(m.min_t) as u64);
+            put_uvarint(&mut idx, m.offset);
+        }
+    }
+    let crc = crc32c::checksum(&idx);
+    idx.extend_from_slice(&crc.to_le_bytes());
+    let index_path = tmp.join("index");
+    write_synced(&index_path, &idx)?;
+
+    let meta = BlockMeta {
+        ulid: ulid.clone(),
+        min_time,
+        max_time,
+        stats,
+        version: u32::from(FORMAT_VERSION),
+        compaction_level,
+    };
+    let json = serde_json::to_vec_pretty(&meta).map_err(|e| TsdbError::Corrupt {
+        file: tmp.join("meta.json"),
+        offset: 0,
+        reason: e.to_string(),
+    })?;
+    write_synced(&tmp.join("meta.json"), &json)?;
+    sync_dir(&tmp)?;
+    let dst = parent.join(&ulid);
+    fs::rename(&tmp, &dst).map_err(|e| TsdbError::io("rename", &dst, e))?;
+    sync_dir(parent)?;
+    Ok(meta)
+}
+
+fn write_synced(path: &Path, data: &[u8]) -> Result<(), TsdbError> {
+    let mut f = File::create(path).map_err(|e| TsdbError::io("create", path, e))?;
+    f.write_all(data)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| TsdbError::io("write", path, e))
+}
+
+/// An open block. The index is held in memory (postings are rebuilt at
+/// open); chunks are read from disk per query.
+pub struct Block {
+    dir: PathBuf,
+    meta: BlockMeta,
+    index: Index,
+    chunks: Vec<Vec<ChunkMeta>>,
+    chunks_file: File,
+}
+
+impl Block {
+    pub fn open(dir: &Path) -> Result<Self, TsdbError> {
+        let meta_path = dir.join("meta.json");
+        let raw = fs::read(&meta_path).map_err(|e| TsdbError::io("read", &meta_path, e))?;
+        let meta: BlockMeta = serde_json::from_slice(&raw).map_err(|e| TsdbError::Corrupt {
+            file: meta_path.clone(),
+            offset: 0,
+            reason: e.to_string(),
+        })?;
+        if meta.version != u32::from(FORMAT_VERSION) {
+            return Err(TsdbError::Corrupt {
+                file: meta_path,
+                offset: 0,
+                reason: format!("unsupported block version {}", meta.version),
+            });
+        }
+        let index_path = dir.join("index");
+        let data = fs::read(&index_path).map_err(|e| TsdbError::io("read", &index_path, e))?;
+        let corrupt = |reason: String| TsdbError::Corrupt {
+            file: index_path.clone(),
+            offset: 0,
+            reason,
+        };
+        if data.len() < 9 || &data[..4] != INDEX_MAGIC || data[4] != FORMAT_VERSION {
+            return Err(corrupt("bad magic or version".into()));
+        }
+        let (body, crc) = data.split_at(data.len() - 4);
+        if crc32c::checksum(body) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
+            return Err(corrupt("checksum mismatch".into()));
+        }
+        let (index, chunks) = parse_index(&body[5..]).map_err(corrupt)?;
+        let chunks_path = dir.join("chunks");
+        let chunks_file =
+            File::open(&chunks_path).map_err(|e| TsdbError::io("open", &chunks_path, e))?;
+        let mut head = [0u8; 5];
+        chunks_file
+            .read_exact_at(&mut head, 0)
+            .map_err(|e| TsdbError::io("read", &chunks_path, e))?;
+        if &head[..4] != CHUNKS_MAGIC || head[4] != FORMAT_VERSION {
+            return Err(TsdbError::Corrupt {
+                file: chunks_path,
+                offset: 0,
+                reason: "bad magic or version".into(),
+            });
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            meta,
+            index,
+            chunks,
+            chunks_file,
+        })
+    }
+
+    pub fn meta(&self) -> &BlockMeta {
+        &self.meta
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn read_chunk(&self, m: &ChunkMeta) -> Result<Chunk, TsdbError> {
+        let path = || self.dir.join("chunks");
+        let corrupt = |reason: &str| TsdbError::Corrupt {
+            file: path(),
+            offset: m.offset,
+            reason: reason.to_owned(),
+        };
+        // a chunk of 65535 samples fits well within this; read the length
+        // prefix and, usually, the whole chunk in one call
+        let mut buf = vec![0u8; 4096];
+        let n = read_some_at(&self.chunks_file, &mut buf, m.offset)
+            .map_err(|e| TsdbError::io("read", path(), e))?;
+        buf.truncate(n);
+        let mut d = Dec::new(&buf);
+        let len = d.uvarint().map_err(|e| corrupt(&e))?;
+        if len > 1 << 24 {
+            return Err(corrupt("chunk length too large"));
+        }
+        let len = len as usize;
+        let start = buf.len() - d.remaining();
+        let need = start + len + 4;
+        if buf.len() < need {
+            buf.resize(need, 0);
+            self.chunks_file
+                .read_exact_at(&mut buf[n..], m.offset + n as u64)
+                .map_err(|e| TsdbError::io("read", path(), e))?;
+        }
+        let bytes = &buf[start..start + len];
+        let crc = &buf[start + len..need];
+        if crc32c::checksum(bytes) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
+            return Err(corrupt("chunk checksum mismatch"));
+        }
+        Chunk::from_bytes(bytes.into()).ok_or_else(|| corrupt("chunk does not decode"))
+    }
+
+    fn samples(&self, r: SeriesRef, mint: i64, maxt: i64) -> Result<Vec<Sample>, TsdbError> {
+        let mut out = Vec::new();
+        for m in self.chunks.get(r as usize).into_iter().flatten() {
+            if m.max_t < mint || m.min_t > maxt {
+                continue;
+            }
+            let c = self.read_chunk(m)?;
+            out.extend(c.iter().filter(|s| s.t >= mint && s.t <= maxt));
+        }
+        Ok(out)
+    }
+
+    /// Matching series with their samples in `[mint, maxt]`, sorted by
+    /// labels; series without samples there are left out.
+    pub fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<(Labels, Vec<Sample>)>, TsdbError> {
+        let mut out = Vec::new();
+        for r in self.index.select(matchers)? {
+            let s = self.samples(r, mint, maxt)?;
+            if !s.is_empty()
+                && let Some(l) = self.index.labels(r)
+            {
+                out.push((l, s));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Labels of matching series with chunks overlapping `[mint, maxt]`,
+    /// sorted. Reads no chunks.
+    pub fn series(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<Labels>, TsdbError> {
+        Ok(self
+            .index
+            .select(matchers)?
+            .into_iter()
+            .filter(|&r| {
+                self.chunks
+                    .get(r as usize)
+                    .is_some_and(|cs| cs.iter().any(|m| m.max_t >= mint && m.min_t <= maxt))
+            })
+            .filter_map(|r| self.index.labels(r))
+            .collect())
+    }
+
+    /// Every series with all its samples, sorted by labels.
+    pub fn all_series(&self) -> Result<Vec<(Labels, Vec<Sample>)>, TsdbError> {
+        let mut out = Vec::with_capacity(self.chunks.len());
+        for r in 0..self.chunks.len() as SeriesRef {
+            if let Some(l) = self.index.labels(r) {
+                out.push((l, self.samples(r, i64::MIN, i64::MAX)?));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn label_names(&self) -> Vec<String> {
+        self.index.label_names()
+    }
+
+    pub fn label_values(&self, name: &str) -> Vec<String> {
+        self.index.label_values(name)
+    }
+
+    /// Deletes the block's directory (retention).
+    pub fn delete(self) -> Result<(), TsdbError> {
+        fs::remove_dir_all(&self.dir).map_err(|e| TsdbError::io("remove", &self.dir, e))
+    }
+}
+
+fn read_some_at(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read_at(&mut buf[n..], offset + n as u64)? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+type ParsedIndex = (Index, Vec<Vec<ChunkMeta>>);
+
+fn parse_index(body: &[u8]) -> Result<ParsedIndex, String> {
+    let mut d = Dec::new(body);
+    let nsym = d.count(1)?;
+    let mut symbols = Vec::with_capacity(nsym);
+    for _ in 0..nsym {
+        symbols.push(d.str()?);
+    }
+    let sym = |i: u64| {
+        symbols
+            .get(i as usize)
+            .cloned()
+            .ok_or_else(|| format!("symbol {i} out of range"))
+    };
+    let nseries = d.count(2)?;
+    let mut index = Index::new();
+    let mut chunks = Vec::with_capacity(nseries);
+    for r in 0..nseries {
+        let nl = d.count(2)?;
+        let mut labels = Vec::with_capacity(nl);
+        for _ in 0..nl {
+            let name = sym(d.uvarint()?)?;
+            let value = sym(d.uvarint()?)?;
+            labels.push(Label { name, value });
+        }
+        let labels = Labels::from_sorted(labels)
+            .map_err(|n| format!("series {r}: labels not sorted at {n:?}"))?;
+        let nc = d.count(3)?;
+        let mut metas = Vec::with_capacity(nc);
+        for _ in 0..nc {
+            let min_t = d.varint()?;
+            let max_t = min_t.wrapping_add(d.uvarint()? as i64);
+            let offset = d.uvarint()?;
+            metas.push(ChunkMeta {
+                min_t,
+                max_t,
+                offset,
+            });
+        }
+        let r = SeriesRef::try_from(r).map_err(|_| "too many series".to_string())?;
+        index.add(r, &labels);
+        chunks.push(metas);
+    }
+    d.done()?;
+    Ok((index, chunks))
+}
+
+/// Merges blocks into one new block under `parent` covering all their
+/// time ranges (samples of the same series are merged; a timestamp present
+/// in several blocks keeps the value of the last block given). The inputs
+/// are left in place for the caller to delete once the new block is
+/// visible.
+pub fn compact(parent: &Path, blocks: &[&Block]) -> Result<BlockMeta, TsdbError> {
+    let min_time = blocks.iter().map(|b| b.meta.min_time).min().unwrap_or(0);
+    let max_time = blocks.iter().map(|b| b.meta.max_time).max().unwrap_or(0);
+    let level = blocks
+        .iter()
+        .map(|b| b.meta.compaction_level)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+    for b in blocks {
+        for (l, s) in b.all_series()? {
+            merged.entry(l).or_default().extend(s);
+        }
+    }
+    let series = merged.into_iter().map(|(l, mut s)| {
+        // stable sort keeps block order among equal timestamps, so keeping
+        // the last of each run keeps the last block's value
+        s.sort_by_key(|x| x.t);
+        let mut out: Vec<Sample> = Vec::with_capacity(s.len());
+        for x in s {
+            match out.last_mut() {
+                Some(last) if last.t == x.t => *last = x,
+                _ => out.push(x),
+            }
+        }
+        (l, out)
+    });
+    write_block(parent, min_time, max_time, level, series)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pharos_model::{MatchOp, STALE_NAN};
+
+    fn data() -> Vec<(Labels, Vec<Sample>)> {
+        let mut v: Vec<(Labels, Vec<Sample>)> = (0..30)
+            .map(|i| {
+                let l = Labels::from_pairs([
+                    (
+                        "__name__",
+                        if i % 2 == 0 { "up" } else { "load" }.to_string(),
+                    ),
+                    ("instance", format!("h{i:02}")),
+                ]);
+                let s = (0..300)
+                    .map(|k| {
+                        let v = match k % 50 {
+                            7 => f64::from_bits(STALE_NAN),
+                            8 => -0.0,
+                            _ => (k * i) as f64 / 100.0,
+                        };
+                        Sample::new(k * 15_000, v)
+                    })
+                    .collect();
+                (l, s)
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    fn bits(v: &[(Labels, Vec<Sample>)]) -> Vec<(String, Vec<(i64, u64)>)> {
+        v.iter()
+            .map(|(l, s)| {
+                (
+                    l.to_string(),
+                    s.iter().map(|x| (x.t, x.v.to_bits())).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn write_open_query_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = data();
+        let meta = write_block(dir.path(), 0, 7_200_000, 1, input.clone()).unwrap();
+        assert_eq!(meta.stats.num_series, 30);
+        assert_eq!(meta.stats.num_samples, 30 * 300);
+        assert_eq!(meta.ulid.len(), 26);
+        let b = Block::open(&dir.path().join(&meta.ulid)).unwrap();
+        assert_eq!(b.meta(), &meta);
+        assert_eq!(bits(&b.all_series().unwrap()), bits(&input));
+        let up = b
+            .select(&[Matcher::equal("__name__", "up")], 15_000, 30_000)
+            .unwrap();
+        assert_eq!(up.len(), 15);
+        assert!(up.iter().all(|(_, s)| s.len() == 2));
+        let re = b
+            .select(
+                &[Matcher::new(MatchOp::Regex, "instance", "h0.*").unwrap()],
+                i64::MIN,
+                i64::MAX,
+            )
+            .unwrap();
+        assert_eq!(re.len(), 10);
+        assert_eq!(b.label_names(), vec!["__name__", "instance"]);
+        assert_eq!(b.label_values("__name__"), vec!["load", "up"]);
+        // nothing but the block is left behind
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec![meta.ulid.clone()]);
+        let json = fs::read_to_string(dir.path().join(&meta.ulid).join("meta.json")).unwrap();
+        assert!(json.contains("\"minTime\": 0") && json.contains("\"numSamples\": 9000"));
+    }
+
+    #[test]
+    fn samples_outside_the_range_are_left_out_and_order_is_enforced() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = write_block(dir.path(), 15_000, 45_000, 1, data()).unwrap();
+        assert_eq!(meta.stats.num_samples, 30 * 2);
+        let mut bad = data();
+        bad.swap(0, 1);
+        assert!(write_block(dir.path(), 0, 1, 1, bad).is_err());
+    }
+
+    #[test]
+    fn corruption_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = write_block(dir.path(), 0, 7_200_000, 1, data()).unwrap();
+        let bdir = dir.path().join(&meta.ulid);
+        let chunks = bdir.join("chunks");
+        let mut c = fs::read(&chunks).unwrap();
+        c[40] ^= 1;
+        fs::write(&chunks, &c).unwrap();
+        let b = Block::open(&bdir).unwrap();
+        assert!(matches!(b.all_series(), Err(TsdbError::Corrupt { .. })));
+        let index = bdir.join("index");
+        let mut i = fs::read(&index).unwrap();
+        i[10] ^= 1;
+        fs::write(&index, &i).unwrap();
+        assert!(matches!(Block::open(&bdir), Err(TsdbError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn compaction_merges_series_and_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let all = data();
+        let first: Vec<_> = all.iter().take(20).cloned().collect();
+        let second: Vec<_> = all.iter().skip(10).cloned().collect();
+        let m1 = write_block(dir.path(), 0, 2_250_000, 1, first).unwrap();
+        let m2 = write_block(dir.path(), 2_250_000, 7_200_000, 1, second).unwrap();
+        let b1 = Block::open(&dir.path().join(&m1.ulid)).unwrap();
+        let b2 = Block::open(&dir.path().join(&m2.ulid)).unwrap();
+        let m = compact(dir.path(), &[&b1, &b2]).unwrap();
+        assert_eq!(
+            (m.min_time, m.max_time, m.compaction_level),
+            (0, 7_200_000, 2)
+        );
+        let b = Block::open(&dir.path().join(&m.ulid)).unwrap();
+        let got = b.all_series().unwrap();
+        assert_eq!(got.len(), 30);
+        // series 10..20 were in both blocks and are complete again
+        assert_eq!(bits(&got[10..20]), bits(&all[10..20]));
+        assert_eq!(got[0].1.len(), 150);
+        assert_eq!(got[25].1.len(), 150);
+        b.delete().unwrap();
+        assert!(!dir.path().join(&m.ulid).exists());
+    }
+}

@@ -1,0 +1,1202 @@
+//! Compressed chunks of samples, descended from Facebook's Gorilla format:
+//! variable-length timestamp residuals and either XOR-compressed values or,
+//! when every value is a decimal number with few digits (what exporters
+//! print), integer deltas of the scaled value. Every f64 bit pattern
+//! round-trips exactly (NaN payloads, the staleness marker, -0.0,
+//! infinities, subnormals): a value that the integer encoding cannot
+//! reproduce bit for bit is stored raw.
+//!
+//! Each chunk records its encoding in its header. The open chunk of a
+//! series uses the encoding that won for the series' previous chunk; when a
+//! chunk is closed it is re-encoded with each candidate and the smallest is
+//! kept ([`ChunkAppender::finish_best`]).
+//!
+//! The bit layout is specified in `FORMAT.md`; keep the two in step.
+
+use pharos_model::Sample;
+
+/// Bytes before the bit stream: sample count (big-endian u16), the
+/// encoding byte and the integer bucket width.
+pub const HEADER_LEN: usize = 4;
+
+/// Most samples one chunk can hold (the count is a u16).
+pub const MAX_SAMPLES: usize = u16::MAX as usize;
+
+/// Largest decimal exponent: 10^e is exact in an f64 up to 10^22, and more
+/// digits than this do not occur in exporter output.
+pub const MAX_EXPONENT: u8 = 18;
+
+const POW10: [f64; MAX_EXPONENT as usize + 1] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18,
+];
+
+/// Scaled integers stay within ±2^53, so every one converts to f64 exactly
+/// and deltas and delta-of-deltas never overflow an i64.
+const INT_LIMIT: f64 = 9_007_199_254_740_992.0;
+
+/// Timestamp residual buckets: (prefix, prefix length, payload bits).
+const T_BUCKETS: [(u64, u32, u32); 3] = [(0b10, 2, 5), (0b110, 3, 14), (0b1110, 4, 20)];
+/// Prefix of the 64-bit timestamp bucket.
+const T_WIDE: (u64, u32) = (0b1111, 4);
+/// Residuals within this bucket's range count as jitter and keep the base
+/// interval in base mode.
+const T_SMALL_BITS: u32 = 5;
+
+/// Integer value residual buckets for a chunk whose first bucket holds `k`
+/// bits: (prefix, prefix length, payload bits). `k` is chosen per chunk to
+/// fit its data (a packets counter needs far fewer bits than a bytes
+/// counter).
+fn i_buckets(k: u8) -> [(u64, u32, u32); 3] {
+    let k = u32::from(k);
+    [(0b10, 2, k), (0b110, 3, k + 6), (0b1110, 4, k + 14)]
+}
+const I_WIDE: (u64, u32) = (0b11110, 5);
+/// A value the integer encoding cannot reproduce follows as raw f64 bits.
+const I_RAW: (u64, u32) = (0b11111, 5);
+/// Range of the first integer bucket's width.
+pub const MIN_INT_BITS: u8 = 1;
+pub const MAX_INT_BITS: u8 = 40;
+/// Width used until a series' data has chosen one.
+const DEFAULT_INT_BITS: u8 = 7;
+/// Widths [`ChunkAppender::finish_best`] considers.
+const INT_BITS_CANDIDATES: [u8; 13] = [2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 17, 20, 24];
+
+/// `leading` meaning "no XOR window yet", forcing the next non-zero XOR to
+/// spell out its window.
+const NO_WINDOW: u8 = 0xff;
+
+/// How timestamps are predicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeEncoding {
+    /// Delta of deltas: the previous interval predicts the next. Best for
+    /// intervals that drift.
+    DeltaOfDelta,
+    /// A base interval predicts every step; residuals small enough to be
+    /// jitter keep the base, larger ones replace it. Jittered scrape
+    /// timestamps cost about half the bits of delta-of-delta this way,
+    /// since the jitter is not differenced twice.
+    Base,
+}
+
+/// How values are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueEncoding {
+    /// Gorilla XOR against the previous value.
+    Xor,
+    /// `v * 10^e` as an integer, stored as delta of deltas. `e` is the
+    /// exponent actually used; the appender may raise the one asked for to
+    /// fit the first value. `k` is the payload width of the smallest
+    /// residual bucket.
+    IntDod { e: u8, k: u8 },
+    /// `v * 10^e` as an integer, stored as deltas ("same delta again" is
+    /// one bit). Better than delta of deltas for counters with varying
+    /// increments and for wandering gauges.
+    IntDelta { e: u8, k: u8 },
+}
+
+/// A chunk's encoding, as recorded in its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoding {
+    pub time: TimeEncoding,
+    pub value: ValueEncoding,
+}
+
+impl Default for Encoding {
+    fn default() -> Self {
+        Self {
+            time: TimeEncoding::Base,
+            value: ValueEncoding::IntDelta {
+                e: 0,
+                k: DEFAULT_INT_BITS,
+            },
+        }
+    }
+}
+
+impl Encoding {
+    fn to_bytes(self) -> [u8; 2] {
+        let t = match self.time {
+            TimeEncoding::DeltaOfDelta => 0,
+            TimeEncoding::Base => 0x80,
+        };
+        let (v, k) = match self.value {
+            ValueEncoding::Xor => (0, 0),
+            ValueEncoding::IntDod { e, k } => (0x20 | e, k),
+            ValueEncoding::IntDelta { e, k } => (0x40 | e, k),
+        };
+        [t | v, k]
+    }
+
+    fn from_bytes(b: u8, k: u8) -> Option<Self> {
+        let time = if b & 0x80 != 0 {
+            TimeEncoding::Base
+        } else {
+            TimeEncoding::DeltaOfDelta
+        };
+        let e = b & 0x1f;
+        let int_ok = e <= MAX_EXPONENT && (MIN_INT_BITS..=MAX_INT_BITS).contains(&k);
+        let value = match (b >> 5) & 0x3 {
+            0 if e == 0 && k == 0 => ValueEncoding::Xor,
+            1 if int_ok => ValueEncoding::IntDod { e, k },
+            2 if int_ok => ValueEncoding::IntDelta { e, k },
+            _ => return None,
+        };
+        Some(Self { time, value })
+    }
+
+    fn read(data: &[u8]) -> Option<Self> {
+        match data {
+            [_, _, b, k, ..] => Self::from_bytes(*b, *k),
+            _ => None,
+        }
+    }
+
+    fn exponent(self) -> Option<u8> {
+        match self.value {
+            ValueEncoding::Xor => None,
+            ValueEncoding::IntDod { e, .. } | ValueEncoding::IntDelta { e, .. } => Some(e),
+        }
+    }
+
+    fn with_exponent(self, e: u8) -> Self {
+        let value = match self.value {
+            ValueEncoding::Xor => ValueEncoding::Xor,
+            ValueEncoding::IntDod { k, .. } => ValueEncoding::IntDod { e, k },
+            ValueEncoding::IntDelta { k, .. } => ValueEncoding::IntDelta { e, k },
+        };
+        Self { value, ..self }
+    }
+}
+
+/// `v` as an integer scaled by 10^e, when dividing back gives exactly the
+/// same bits. Division by an exact power of ten is correctly rounded, so a
+/// value parsed from a decimal string with at most `e` decimals (what
+/// exporters emit) always qualifies; -0.0, NaN and infinities never do.
+fn scaled(v: f64, e: u8) -> Option<i64> {
+    let p = POW10[usize::from(e)];
+    let x = (v * p).round();
+    // also refuses NaN, whose comparisons are all false
+    if x.is_nan() || x.abs() > INT_LIMIT {
+        return None;
+    }
+    let m = x as i64;
+    ((m as f64 / p).to_bits() == v.to_bits()).then_some(m)
+}
+
+/// The fewest decimals that represent `v` exactly, if any do.
+fn min_exponent(v: f64) -> Option<u8> {
+    (0..=MAX_EXPONENT).find(|&e| scaled(v, e).is_some())
+}
+
+/// The first-bucket width that encodes these samples' integer residuals
+/// in the fewest bits, computed from the residuals rather than by encoding
+/// once per candidate.
+fn best_int_bits(samples: &[Sample], e: u8, by_delta: bool) -> u8 {
+    let mut residuals: Vec<i64> = Vec::with_capacity(samples.len());
+    let (mut m0, mut d0) = (0i64, 0i64);
+    for s in samples {
+        if let Some(m) = scaled(s.v, e) {
+            let delta = m - m0;
+            let dod = delta - d0;
+            m0 = m;
+            d0 = delta;
+            if dod != 0 {
+                residuals.push(if by_delta { delta } else { dod });
+            }
+        }
+    }
+    let cost = |k: u8| -> u64 {
+        let b = i_buckets(k);
+        residuals
+            .iter()
+            .map(|&r| {
+                b.iter()
+                    .find(|&&(_, _, bits)| fits_signed(r, bits))
+                    .map_or(u64::from(I_WIDE.1) + 64, |&(_, plen, bits)| {
+                        u64::from(plen + bits)
+                    })
+            })
+            .sum()
+    };
+    INT_BITS_CANDIDATES
+        .iter()
+        .copied()
+        .min_by_key(|&k| cost(k))
+        .unwrap_or(DEFAULT_INT_BITS)
+}
+
+fn fits_signed(v: i64, bits: u32) -> bool {
+    let half = 1i64 << (bits - 1);
+    (-half..half).contains(&v)
+}
+
+fn sign_extend(raw: u64, bits: u32) -> i64 {
+    let shift = 64 - bits;
+    ((raw << shift) as i64) >> shift
+}
+
+/// An immutable chunk: header plus bit stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    data: Box<[u8]>,
+    min_t: i64,
+    max_t: i64,
+}
+
+impl Chunk {
+    /// Wraps encoded bytes, e.g. read from a block, checking that they
+    /// decode completely. Returns `None` for truncated, empty or malformed
+    /// data.
+    pub fn from_bytes(data: Box<[u8]>) -> Option<Self> {
+        let mut min_t = i64::MAX;
+        let mut max_t = i64::MIN;
+        let mut it = ChunkIter::new(&data);
+        let n = it.remaining;
+        let mut seen = 0usize;
+        for s in &mut it {
+            min_t = min_t.min(s.t);
+            max_t = max_t.max(s.t);
+            seen += 1;
+        }
+        (seen == n && n > 0).then_some(Self { data, min_t, max_t })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+
+    pub fn len(&self) -> usize {
+        read_count(&self.data)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn min_t(&self) -> i64 {
+        self.min_t
+    }
+
+    pub fn max_t(&self) -> i64 {
+        self.max_t
+    }
+
+    pub fn encoding(&self) -> Option<Encoding> {
+        Encoding::read(&self.data)
+    }
+
+    pub fn iter(&self) -> ChunkIter<'_> {
+        ChunkIter::new(&self.data)
+    }
+}
+
+fn read_count(data: &[u8]) -> usize {
+    match data {
+        [a, b, ..] => usize::from(u16::from_be_bytes([*a, *b])),
+        _ => 0,
+    }
+}
+
+/// Prediction state shared by the encoder and the decoder, so both sides
+/// evolve it identically.
+#[derive(Debug, Clone, Copy)]
+struct State {
+    enc: Encoding,
+    t: i64,
+    /// Previous interval (delta of delta) or base interval (base mode).
+    t_delta: i64,
+    /// Base mode: where the grid puts the previous sample.
+    anchor: i64,
+    v_bits: u64,
+    leading: u8,
+    trailing: u8,
+    m: i64,
+    m_delta: i64,
+}
+
+impl State {
+    fn new(enc: Encoding) -> Self {
+        Self {
+            enc,
+            t: 0,
+            t_delta: 0,
+            anchor: 0,
+            v_bits: 0,
+            leading: NO_WINDOW,
+            trailing: 0,
+            m: 0,
+            m_delta: 0,
+        }
+    }
+
+    /// The predicted next timestamp; the stream stores `t - predict()`.
+    fn predict(&self) -> i64 {
+        match self.enc.time {
+            TimeEncoding::DeltaOfDelta => self.t.wrapping_add(self.t_delta),
+            TimeEncoding::Base => self.anchor.wrapping_add(self.t_delta),
+        }
+    }
+
+    /// Updates the prediction state after timestamp `t` with residual `r`.
+    fn advance_t(&mut self, t: i64, r: i64) {
+        let delta = t.wrapping_sub(self.t);
+        match self.enc.time {
+            TimeEncoding::DeltaOfDelta => self.t_delta = delta,
+            TimeEncoding::Base => {
+                if fits_signed(r, T_SMALL_BITS) {
+                    // jitter: the ideal grid continues, so the next
+                    // residual is measured against it, not against this
+                    // sample's jitter
+                    self.anchor = self.anchor.wrapping_add(self.t_delta);
+                } else {
+                    self.t_delta = nice_interval(delta);
+                    self.anchor = t;
+                }
+            }
+        }
+        self.t = t;
+    }
+}
+
+/// Scrape intervals are whole seconds; snapping a jittered first interval
+/// to one keeps that jitter out of every later prediction. Only a
+/// predictor, so any rule is lossless as long as both sides apply it.
+fn nice_interval(d: i64) -> i64 {
+    let r = d.saturating_add(500).div_euclid(1000).saturating_mul(1000);
+    if r != 0 && d.abs_diff(r) <= 100 { r } else { d }
+}
+
+/// The open chunk of a series. Small on purpose: one lives per active
+/// series.
+#[derive(Debug, Clone)]
+pub struct ChunkAppender {
+    buf: Vec<u8>,
+    /// Unused low bits in the last byte of `buf`.
+    free: u8,
+    count: u16,
+    min_t: i64,
+    max_t: i64,
+    st: State,
+}
+
+impl Default for ChunkAppender {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChunkAppender {
+    /// An appender with the default encoding (base timestamps, integer
+    /// deltas with the exponent the first value needs).
+    pub fn new() -> Self {
+        Self::with_encoding(Encoding::default())
+    }
+
+    /// An appender using `enc`; for integer encodings the exponent is
+    /// raised at the first sample if that sample needs more decimals, and
+    /// the encoding falls back to XOR if it is not a short decimal at all.
+    pub fn with_encoding(enc: Encoding) -> Self {
+        Self::with_encoding_and_capacity(enc, 0)
+    }
+
+    /// Like [`ChunkAppender::with_encoding`], reserving `bytes` up front.
+    /// A series' previous chunk size predicts the next one well, and
+    /// reserving it avoids the doubling slack of a growing buffer in every
+    /// open chunk.
+    pub fn with_encoding_and_capacity(enc: Encoding, bytes: usize) -> Self {
+        let mut buf = Vec::with_capacity(bytes.max(HEADER_LEN));
+        buf.extend_from_slice(&[0; HEADER_LEN]);
+        buf[2..4].copy_from_slice(&enc.to_bytes());
+        Self {
+            buf,
+            free: 0,
+            count: 0,
+            min_t: i64::MAX,
+            max_t: i64::MIN,
+            st: State::new(enc),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.count)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn is_full(&self) -> bool {
+        usize::from(self.count) >= MAX_SAMPLES
+    }
+
+    pub fn min_t(&self) -> i64 {
+        self.min_t
+    }
+
+    pub fn max_t(&self) -> i64 {
+        self.max_t
+    }
+
+    pub fn encoding(&self) -> Encoding {
+        self.st.enc
+    }
+
+    /// The last appended timestamp and value bits.
+    pub fn last(&self) -> Option<(i64, u64)> {
+        (self.count > 0).then_some((self.st.t, self.st.v_bits))
+    }
+
+    /// Encoded bytes so far (a valid chunk at every point).
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Heap bytes held, for memory accounting.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    pub fn iter(&self) -> ChunkIter<'_> {
+        ChunkIter::new(&self.buf)
+    }
+
+    /// Appends one sample. Timestamps need not increase (residuals are
+    /// signed), but callers keep them sorted so iteration is sorted.
+    /// Returns false, appending nothing, when the chunk is full.
+    pub fn append(&mut self, t: i64, v: f64) -> bool {
+        if self.is_full() {
+            return false;
+        }
+        if self.count == 0 {
+            if let Some(e) = self.st.enc.exponent() {
+                self.st.enc = match min_exponent(v) {
+                    Some(need) => self.st.enc.with_exponent(e.max(need)),
+                    None => Encoding {
+                        value: ValueEncoding::Xor,
+                        ..self.st.enc
+                    },
+                };
+                self.buf[2..4].copy_from_slice(&self.st.enc.to_bytes());
+            }
+            self.put(t as u64, 64);
+            self.st.t = t;
+            self.st.anchor = t;
+        } else {
+            let r = t.wrapping_sub(self.st.predict());
+            self.put_t(r);
+            self.st.advance_t(t, r);
+        }
+        self.put_value(v);
+        self.min_t = self.min_t.min(t);
+        self.max_t = self.max_t.max(t);
+        self.count += 1;
+        self.buf[..2].copy_from_slice(&self.count.to_be_bytes());
+        true
+    }
+
+    /// Freezes the chunk as encoded.
+    pub fn finish(self) -> Chunk {
+        Chunk {
+            data: self.buf.into_boxed_slice(),
+            min_t: self.min_t,
+            max_t: self.max_t,
+        }
+    }
+
+    /// Freezes the chunk in whichever encoding is smallest for its data,
+    /// re-encoding it with the candidates (each timestamp encoding; XOR and
+    /// both integer encodings at the exponent the chunk's values need).
+    /// Returns the chunk and its encoding, which the series then uses for
+    /// its next chunk. Costs a few encodes per closed chunk, i.e. per
+    /// 120 samples.
+    pub fn finish_best(self) -> (Chunk, Encoding) {
+        let samples: Vec<Sample> = self.iter().collect();
+        let e = samples
+            .iter()
+            .filter_map(|s| min_exponent(s.v))
+            .max()
+            .unwrap_or(0);
+        let encode = |enc: Encoding| {
+            let mut a = ChunkAppender::with_encoding(enc);
+            for s in &samples {
+                a.append(s.t, s.v);
+            }
+            a
+        };
+        let mut best = self;
+        let try_enc = |best: &mut ChunkAppender, enc: Encoding| {
+            if enc != best.st.enc {
+                let cand = encode(enc);
+                if cand.buf.len() < best.buf.len() {
+                    *best = cand;
+                }
+            }
+        };
+        // timestamps and values take separate bits, so pick each in turn
+        for time in [TimeEncoding::Base, TimeEncoding::DeltaOfDelta] {
+            let enc = Encoding {
+                time,
+                ..best.st.enc
+            };
+            try_enc(&mut best, enc);
+        }
+        for value in [
+            ValueEncoding::IntDelta {
+                e,
+                k: best_int_bits(&samples, e, true),
+            },
+            ValueEncoding::IntDod {
+                e,
+                k: best_int_bits(&samples, e, false),
+            },
+            ValueEncoding::Xor,
+        ] {
+            let enc = Encoding {
+                value,
+                ..best.st.enc
+            };
+            try_enc(&mut best, enc);
+        }
+        let enc = best.st.enc;
+        (best.finish(), enc)
+    }
+
+    fn put_t(&mut self, r: i64) {
+        if r == 0 {
+            self.put(0, 1);
+            return;
+        }
+        for (prefix, plen, bits) in T_BUCKETS {
+            if fits_signed(r, bits) {
+                self.put(prefix, plen);
+                self.put(r as u64, bits);
+                return;
+            }
+        }
+        self.put(T_WIDE.0, T_WIDE.1);
+        self.put(r as u64, 64);
+    }
+
+    fn put_value(&mut self, v: f64) {
+        let bits = v.to_bits();
+        let (e, k, by_delta) = match self.st.enc.value {
+            ValueEncoding::Xor => {
+                self.put_xor(bits);
+                self.st.v_bits = bits;
+                if self.count == 0 {
+                    // the first value's XOR against zero spans the whole
+                    // word; reusing that window would waste bits on every
+                    // later value
+                    self.st.leading = NO_WINDOW;
+                }
+                return;
+            }
+            ValueEncoding::IntDod { e, k } => (e, k, false),
+            ValueEncoding::IntDelta { e, k } => (e, k, true),
+        };
+        self.st.v_bits = bits;
+        let Some(m) = scaled(v, e) else {
+            self.put(I_RAW.0, I_RAW.1);
+            self.put(bits, 64);
+            return;
+        };
+        let delta = m - self.st.m;
+        let dod = delta - self.st.m_delta;
+        self.st.m = m;
+        self.st.m_delta = delta;
+        if dod == 0 {
+            self.put(0, 1);
+            return;
+        }
+        let r = if by_delta { delta } else { dod };
+        for (prefix, plen, bits) in i_buckets(k) {
+            if fits_signed(r, bits) {
+                self.put(prefix, plen);
+                self.put(r as u64, bits);
+                return;
+            }
+        }
+        self.put(I_WIDE.0, I_WIDE.1);
+        self.put(r as u64, 64);
+    }
+
+    fn put_xor(&mut self, bits: u64) {
+        let x = bits ^ self.st.v_bits;
+        if x == 0 {
+            self.put(0, 1);
+            return;
+        }
+        self.put(1, 1);
+        // 5 bits hold the leading count, so cap it at 31
+        let leading = (x.leading_zeros() as u8).min(31);
+        let trailing = x.trailing_zeros() as u8;
+        let new_sig = 64 - u32::from(leading) - u32::from(trailing);
+        // reuse the previous window when the value fits in it and a new
+        // window (11 bits of header) would not be cheaper
+        if self.st.leading != NO_WINDOW
+            && leading >= self.st.leading
+            && trailing >= self.st.trailing
+            && 64 - u32::from(self.st.leading) - u32::from(self.st.trailing) <= new_sig + 11
+        {
+            self.put(0, 1);
+            let sig = 64 - u32::from(self.st.leading) - u32::from(self.st.trailing);
+            self.put(x >> self.st.trailing, sig);
+            return;
+        }
+        self.st.leading = leading;
+        self.st.trailing = trailing;
+        let sig = new_sig;
+        self.put(1, 1);
+        self.put(u64::from(leading), 5);
+        // sig is 1..=64; 64 is written as 0 in six bits
+        self.put(u64::from(sig) & 0x3f, 6);
+        self.put(x >> trailing, sig);
+    }
+
+    /// Writes the low `n` bits of `v`, most significant first.
+    fn put(&mut self, v: u64, mut n: u32) {
+        while n > 0 {
+            if self.free == 0 {
+                self.buf.push(0);
+                self.free = 8;
+            }
+            let take = n.min(u32::from(self.free));
+            let shift = n - take;
+            let chunk = ((v >> shift) & ((1u64 << take) - 1)) as u8;
+            let free = u32::from(self.free) - take;
+            if let Some(last) = self.buf.last_mut() {
+                *last |= chunk << free;
+            }
+            self.free = free as u8;
+            n -= take;
+        }
+    }
+}
+
+/// Decodes a chunk's samples in stored order. Stops early (rather than
+/// panicking) on truncated or malformed data; [`Chunk::from_bytes`] uses
+/// that to validate.
+#[derive(Debug, Clone)]
+pub struct ChunkIter<'a> {
+    data: &'a [u8],
+    pos: usize,
+    remaining: usize,
+    first: bool,
+    st: State,
+}
+
+impl<'a> ChunkIter<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        let enc = Encoding::read(data);
+        Self {
+            data,
+            pos: HEADER_LEN * 8,
+            // an unknown encoding decodes as nothing
+            remaining: if enc.is_some() { read_count(data) } else { 0 },
+            first: true,
+            st: State::new(enc.unwrap_or_default()),
+        }
+    }
+
+    fn get(&mut self, n: u32) -> Option<u64> {
+        let n = n as usize;
+        if self.pos + n > self.data.len() * 8 {
+            return None;
+        }
+        let mut out = 0u64;
+        let mut left = n;
+        while left > 0 {
+            let byte = self.data[self.pos / 8];
+            let off = self.pos % 8;
+            let avail = 8 - off;
+            let take = left.min(avail);
+            let bits = (u64::from(byte) >> (avail - take)) & ((1u64 << take) - 1);
+            out = (out << take) | bits;
+            self.pos += take;
+            left -= take;
+        }
+        Some(out)
+    }
+
+    /// Counts leading one bits, up to `max`, consuming them and the
+    /// terminating zero (if any was read).
+    fn ones(&mut self, max: u32) -> Option<u32> {
+        let mut n = 0;
+        while n < max {
+            if self.get(1)? == 0 {
+                return Some(n);
+            }
+            n += 1;
+        }
+        Some(n)
+    }
+
+    fn decode_next(&mut self) -> Option<Sample> {
+        let first = self.first;
+        if first {
+            self.first = false;
+            self.st.t = self.get(64)? as i64;
+            self.st.anchor = self.st.t;
+        } else {
+            let r = match self.ones(4)? {
+                0 => 0,
+                k @ 1..=3 => {
+                    let bits = T_BUCKETS[k as usize - 1].2;
+                    sign_extend(self.get(bits)?, bits)
+                }
+                _ => self.get(64)? as i64,
+            };
+            let t = self.st.predict().wrapping_add(r);
+            self.st.advance_t(t, r);
+        }
+        let v_bits = match self.st.enc.value {
+            ValueEncoding::Xor if first => {
+                // first value: see the encoder for why its window is dropped
+                let b = self.xor_value()?;
+                self.st.leading = NO_WINDOW;
+                b
+            }
+            ValueEncoding::Xor => self.xor_value()?,
+            ValueEncoding::IntDod { e, k } => self.int_value(e, k, false)?,
+            ValueEncoding::IntDelta { e, k } => self.int_value(e, k, true)?,
+        };
+        self.st.v_bits = v_bits;
+        Some(Sample::new(self.st.t, f64::from_bits(v_bits)))
+    }
+
+    fn int_value(&mut self, e: u8, k: u8, by_delta: bool) -> Option<u64> {
+        let r = match self.ones(5)? {
+            0 => None,
+            n @ 1..=3 => {
+                let bits = i_buckets(k)[n as usize - 1].2;
+                Some(sign_extend(self.get(bits)?, bits))
+            }
+            4 => Some(self.get(64)? as i64),
+            _ => return self.get(64),
+        };
+        let delta = match r {
+            None => self.st.m_delta,
+            Some(r) if by_delta => r,
+            Some(r) => self.st.m_delta.wrapping_add(r),
+        };
+        self.st.m = self.st.m.wrapping_add(delta);
+        self.st.m_delta = delta;
+        let p = POW10[usize::from(e)];
+        Some((self.st.m as f64 / p).to_bits())
+    }
+
+    fn xor_value(&mut self) -> Option<u64> {
+        if self.get(1)? == 0 {
+            return Some(self.st.v_bits);
+        }
+        if self.get(1)? == 1 {
+            self.st.leading = self.get(5)? as u8;
+            let sig = match self.get(6)? {
+                0 => 64,
+                s => s as u8,
+            };
+            self.st.trailing = 64u8.checked_sub(self.st.leading + sig)?;
+        } else if self.st.leading == NO_WINDOW {
+            return None;
+        }
+        let sig = 64 - u32::from(self.st.leading) - u32::from(self.st.trailing);
+        let x = self.get(sig)? << self.st.trailing;
+        Some(self.st.v_bits ^ x)
+    }
+}
+
+impl Iterator for ChunkIter<'_> {
+    type Item = Sample;
+
+    fn next(&mut self) -> Option<Sample> {
+        if self.remaining == 0 {
+            return None;
+        }
+        match self.decode_next() {
+            Some(s) => {
+                self.remaining -= 1;
+                Some(s)
+            }
+            None => {
+                self.remaining = 0;
+                None
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.remaining))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::Rng;
+    use pharos_model::STALE_NAN;
+
+    fn all_encodings() -> Vec<Encoding> {
+        let mut v = Vec::new();
+        for time in [TimeEncoding::Base, TimeEncoding::DeltaOfDelta] {
+            for value in [
+                ValueEncoding::Xor,
+                ValueEncoding::IntDod { e: 0, k: 7 },
+                ValueEncoding::IntDelta {
+                    e: 0,
+                    k: MIN_INT_BITS,
+                },
+                ValueEncoding::IntDelta { e: 3, k: 12 },
+                ValueEncoding::IntDod {
+                    e: MAX_EXPONENT,
+                    k: MAX_INT_BITS,
+                },
+            ] {
+                v.push(Encoding { time, value });
+            }
+        }
+        v
+    }
+
+    fn bits(it: impl Iterator<Item = Sample>) -> Vec<(i64, u64)> {
+        it.map(|s| (s.t, s.v.to_bits())).collect()
+    }
+
+    /// Encodes `samples` in every encoding (and the best one) and checks
+    /// each decodes to exactly the input.
+    fn roundtrip(samples: &[(i64, f64)]) -> Chunk {
+        let want: Vec<(i64, u64)> = samples.iter().map(|&(t, v)| (t, v.to_bits())).collect();
+        let mut last = None;
+        for enc in all_encodings() {
+            let mut a = ChunkAppender::with_encoding(enc);
+            for &(t, v) in samples {
+                assert!(a.append(t, v));
+            }
+            assert_eq!(bits(a.iter()), want, "{enc:?}");
+            let (best, _) = a.clone().finish_best();
+            assert_eq!(bits(best.iter()), want, "best from {enc:?}");
+            assert!(best.bytes().len() <= a.bytes().len());
+            let c = a.finish();
+            assert_eq!(c.len(), samples.len());
+            let reparsed = Chunk::from_bytes(c.bytes().into()).unwrap();
+            assert_eq!(reparsed, c);
+            last = Some(c);
+        }
+        last.unwrap()
+    }
+
+    #[test]
+    fn special_values_round_trip_bit_exact() {
+        let specials = [
+            f64::from_bits(STALE_NAN),
+            f64::NAN,
+            f64::from_bits(0x7ff8_dead_beef_0001),
+            f64::from_bits(0xfff0_0000_0000_0001),
+            -0.0,
+            0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE / 3.0,
+            f64::from_bits(1),
+            f64::MAX,
+            f64::MIN,
+            9_007_199_254_740_993.0,
+            -9_007_199_254_740_992.0,
+            1e-300,
+            0.1 + 0.2,
+            1.0,
+            -1.0,
+        ];
+        for start in [0.0, 0.5, 42.0, f64::NAN] {
+            let mut s = vec![(1000, start)];
+            for (i, v) in specials.iter().enumerate() {
+                s.push((1000 + 15_000 * (i as i64 + 1), *v));
+                s.push((1000 + 15_000 * (i as i64 + 1) + 7, 3.25));
+            }
+            roundtrip(&s);
+        }
+        for v in specials {
+            roundtrip(&[(0, v), (1, v), (2, 7.0)]);
+        }
+    }
+
+    #[test]
+    fn decimal_scaling_is_exact_or_refused() {
+        assert_eq!(scaled(45.5, 1), Some(455));
+        assert_eq!(scaled(45.5, 0), None);
+        assert_eq!(scaled(0.123456, 6), Some(123_456));
+        assert_eq!(min_exponent(12345.67), Some(2));
+        assert_eq!(min_exponent(-0.0), None);
+        assert_eq!(min_exponent(f64::from_bits(STALE_NAN)), None);
+        // 17 significant digits need a mantissa beyond 2^53
+        assert_eq!(min_exponent(0.1 + 0.2), None);
+        assert_eq!(min_exponent(1e300), None);
+        // every representable value divides back to the same bits
+        let mut rng = Rng::new(17);
+        for _ in 0..20_000 {
+            let v = f64::from_bits(rng.next_u64());
+            let d = (rng.below(1 << 40) as f64) / POW10[rng.below(8) as usize];
+            for x in [v, d, -d] {
+                if let Some(e) = min_exponent(x) {
+                    let m = scaled(x, e).unwrap();
+                    assert_eq!((m as f64 / POW10[usize::from(e)]).to_bits(), x.to_bits());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_timestamps_round_trip() {
+        roundtrip(&[
+            (i64::MIN, 1.0),
+            (i64::MAX, 2.0),
+            (0, 3.0),
+            (-1, 4.0),
+            (i64::MIN + 1, 5.0),
+            (8191, 1.0),
+            (8191 + 8192, 1.0),
+            (8191 + 8192 + 31, 1.0),
+            (8191 + 8192 + 31 + 40, 1.0),
+        ]);
+    }
+
+    #[test]
+    fn randomized_round_trip() {
+        let mut rng = Rng::new(7);
+        for _ in 0..300 {
+            let n = 1 + rng.below(200) as usize;
+            let mut t = rng.next_u64() as i64 >> rng.below(40);
+            let mut v = 0.0f64;
+            let mut s = Vec::with_capacity(n);
+            for _ in 0..n {
+                t = t.wrapping_add(match rng.below(5) {
+                    0 => 15_000,
+                    1 => 15_000 + rng.below(21) as i64 - 10,
+                    2 => 15_000 + rng.below(2001) as i64 - 1000,
+                    3 => rng.below(1 << 22) as i64,
+                    _ => rng.next_u64() as i64,
+                });
+                v = match rng.below(8) {
+                    0 => f64::from_bits(rng.next_u64()),
+                    1 => v + rng.below(10) as f64,
+                    2 => v,
+                    3 => (rng.below(1_000_000) as f64) / 1000.0,
+                    4 => -(rng.below(1 << 60) as f64),
+                    5 => (rng.next_u64() as i64 >> rng.below(64)) as f64,
+                    6 => ((v * 100.0).round() + rng.below(500) as f64) / 100.0,
+                    _ => f64::from_bits(STALE_NAN),
+                };
+                s.push((t, v));
+            }
+            roundtrip(&s);
+        }
+    }
+
+    #[test]
+    fn truncated_or_garbage_bytes_are_rejected_not_panicking() {
+        let c = roundtrip(&[(1, 1.5), (2, 2.5), (3, 99.25)]);
+        for cut in 0..c.bytes().len() {
+            assert!(Chunk::from_bytes(c.bytes()[..cut].into()).is_none());
+        }
+        let mut bad = c.bytes().to_vec();
+        bad[2] = 0x7f; // value encoding 3 does not exist
+        assert!(Chunk::from_bytes(bad.into()).is_none());
+        let mut rng = Rng::new(3);
+        for _ in 0..2000 {
+            let len = rng.below(40) as usize;
+            let b: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+            let _ = Chunk::from_bytes(b.into());
+        }
+    }
+
+    fn encoded_len(enc: Encoding, samples: &[(i64, f64)]) -> usize {
+        let mut a = ChunkAppender::with_encoding(enc);
+        for &(t, v) in samples {
+            a.append(t, v);
+        }
+        a.bytes().len()
+    }
+
+    #[test]
+    fn regular_counter_costs_about_two_bits_per_sample() {
+        let s: Vec<(i64, f64)> = (0..120)
+            .map(|i| (1_700_000_000_000 + i * 15_000, 1_000_000.0 + 3.0 * i as f64))
+            .collect();
+        let (c, _) = {
+            let mut a = ChunkAppender::new();
+            for &(t, v) in &s {
+                a.append(t, v);
+            }
+            a.finish_best()
+        };
+        // header, raw first timestamp, first value, one interval, then
+        // one bit each for time and value
+        assert!(c.bytes().len() <= 3 + 8 + 5 + 4 + 30, "{}", c.bytes().len());
+        assert_eq!((c.min_t(), c.len()), (1_700_000_000_000, 120));
+    }
+
+    #[test]
+    fn base_time_encoding_halves_jitter_cost() {
+        let mut rng = Rng::new(9);
+        let s: Vec<(i64, f64)> = (0..120)
+            .map(|i| (i * 15_000 + rng.below(11) as i64 - 5, 1.0))
+            .collect();
+        let base = encoded_len(
+            Encoding {
+                time: TimeEncoding::Base,
+                value: ValueEncoding::Xor,
+            },
+            &s,
+        );
+        let dod = encoded_len(
+            Encoding {
+                time: TimeEncoding::DeltaOfDelta,
+                value: ValueEncoding::Xor,
+            },
+            &s,
+        );
+        assert!(base < dod, "base {base} dod {dod}");
+        // a change of interval resets the base
+        let s: Vec<(i64, f64)> = (0..120)
+            .map(|i| {
+                (
+                    if i < 60 {
+                        i * 15_000
+                    } else {
+                        900_000 + (i - 60) * 30_000
+                    },
+                    1.0,
+                )
+            })
+            .collect();
+        assert!(
+            encoded_len(
+                Encoding {
+                    time: TimeEncoding::Base,
+                    value: ValueEncoding::Xor
+                },
+                &s
+            ) < 3 + 8 + 3 + 4 + 4 + 35
+        );
+    }
+
+    #[test]
+    fn decimal_gauges_beat_xor_and_finish_best_picks_the_winner() {
+        let mut rng = Rng::new(5);
+        // a temperature with one decimal, wandering
+        let mut v = 45.5f64;
+        let s: Vec<(i64, f64)> = (0..120)
+            .map(|i| {
+                v = ((v * 10.0).round() + rng.below(7) as f64 - 3.0) / 10.0;
+                (i * 15_000, v)
+            })
+            .collect();
+        let xor = encoded_len(
+            Encoding {
+                time: TimeEncoding::Base,
+                value: ValueEncoding::Xor,
+            },
+            &s,
+        );
+        let int = encoded_len(Encoding::default(), &s);
+        assert!(int * 2 < xor, "int {int} xor {xor}");
+        let mut a = ChunkAppender::with_encoding(Encoding {
+            time: TimeEncoding::DeltaOfDelta,
+            value: ValueEncoding::Xor,
+        });
+        for &(t, v) in &s {
+            a.append(t, v);
+        }
+        let (c, enc) = a.finish_best();
+        assert!(
+            matches!(enc.value, ValueEncoding::IntDelta { e: 1, .. }),
+            "{enc:?}"
+        );
+        assert_eq!(c.encoding(), Some(enc));
+        assert!(c.bytes().len() <= int);
+    }
+
+    #[test]
+    fn bucket_width_follows_the_data() {
+        let mut rng = Rng::new(21);
+        for (range, lo, hi) in [(4u64, 2u8, 5u8), (3000, 10, 14), (200_000, 14, 20)] {
+            let mut v = 1000.0;
+            let mut a = ChunkAppender::new();
+            for i in 0..120 {
+                v += rng.below(range) as f64;
+                a.append(i * 15_000, v);
+            }
+            let default_len = a.bytes().len();
+            let (c, enc) = a.finish_best();
+            let (ValueEncoding::IntDelta { k, .. } | ValueEncoding::IntDod { k, .. }) = enc.value
+            else {
+                panic!("{enc:?}");
+            };
+            assert!((lo..=hi).contains(&k), "range {range}: k {k}");
+            assert!(c.bytes().len() <= default_len);
+        }
+        // widths outside the allowed range are malformed
+        let mut a = ChunkAppender::new();
+        a.append(1, 1.0);
+        a.append(2, 5.0);
+        let mut b = a.bytes().to_vec();
+        b[3] = 0;
+        assert!(Chunk::from_bytes(b.clone().into()).is_none());
+        b[3] = MAX_INT_BITS + 1;
+        assert!(Chunk::from_bytes(b.into()).is_none());
+    }
+
+    #[test]
+    fn xor_wins_on_page_sized_gauges() {
+        let mut rng = Rng::new(11);
+        let mut v: i64 = 8_123_456_512;
+        let s: Vec<(i64, f64)> = (0..120)
+            .map(|i| {
+                v += (rng.below(64) as i64 - 32) * 4096;
+                (i * 15_000, v as f64)
+            })
+            .collect();
+        let mut a = ChunkAppender::new();
+        for &(t, v) in &s {
+            a.append(t, v);
+        }
+        let xor = encoded_len(
+            Encoding {
+                time: TimeEncoding::Base,
+                value: ValueEncoding::Xor,
+            },
+            &s,
+        );
+        let (c, enc) = a.finish_best();
+        assert_eq!(enc.value, ValueEncoding::Xor);
+        assert_eq!(c.bytes().len(), xor);
+    }
+
+    #[test]
+    fn raw_escapes_keep_integer_mode_going() {
+        // a counter with a staleness marker in the middle
+        let mut s: Vec<(i64, f64)> = (0..60).map(|i| (i * 1000, i as f64)).collect();
+        s.push((60_000, f64::from_bits(STALE_NAN)));
+        s.extend((61..120).map(|i| (i * 1000, i as f64)));
+        let mut a = ChunkAppender::new();
+        for &(t, v) in &s {
+            a.append(t, v);
+        }
+        assert!(matches!(
+            a.encoding().value,
+            ValueEncoding::IntDelta { e: 0, .. }
+        ));
+        assert!(a.bytes().len() < 60, "{}", a.bytes().len());
+        roundtrip(&s);
+    }
+
+    #[test]
+    fn full_chunk_refuses_appends() {
+        let mut a = ChunkAppender::new();
+        for i in 0..MAX_SAMPLES {
+            assert!(a.append(i as i64, 1.0));
+        }
+        assert!(!a.append(1 << 40, 1.0));
+        assert_eq!(a.iter().count(), MAX_SAMPLES);
+    }
+}

@@ -1,0 +1,1078 @@
+//! The engine as callers see it: a head fed through the WAL.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use pharos_model::{Labels, Matcher, Sample};
+
+use crate::block::{Block, BlockMeta, compact, write_block};
+use crate::error::TsdbError;
+use crate::head::{Head, HeadOptions, HeadStats, MetricMetadata};
+use crate::index::SeriesRef;
+use crate::wal::{ReplayStats, Wal, WalOptions, WalRecord};
+
+#[derive(Debug, Clone)]
+pub struct TsdbOptions {
+    /// Also sets the block range: blocks cover `head.chunk_range`.
+    pub head: HeadOptions,
+    pub wal: WalOptions,
+    /// Blocks whose newest sample is older than this, counted back from
+    /// the newest data, are deleted by [`Tsdb::maintain`]. `None` keeps
+    /// everything.
+    pub retention: Option<Duration>,
+}
+
+impl Default for TsdbOptions {
+    fn default() -> Self {
+        Self {
+            head: HeadOptions::default(),
+            wal: WalOptions::default(),
+            retention: Some(Duration::from_secs(15 * 24 * 3600)),
+        }
+    }
+}
+
+/// What one [`Tsdb::maintain`] pass did.
+#[derive(Debug, Default)]
+pub struct MaintainReport {
+    /// Blocks cut from the head.
+    pub cut: Vec<BlockMeta>,
+    /// Blocks produced by merging smaller ones.
+    pub compacted: Vec<BlockMeta>,
+    /// ULIDs of blocks deleted (merged away or past retention).
+    pub deleted: Vec<String>,
+}
+
+/// A rejected series (or some of its samples) from one append batch.
+#[derive(Debug)]
+pub struct SeriesError {
+    /// Position of the series in the batch.
+    pub index: usize,
+    pub error: TsdbError,
+}
+
+/// What an append did. Samples not named in `errors` were stored and
+/// logged; a caller answers remote_write with 400 and the first error's
+/// text when `errors` is non-empty, as Prometheus does, while the accepted
+/// samples stay.
+#[derive(Debug, Default)]
+pub struct AppendReport {
+    /// Samples newly stored.
+    pub added: usize,
+    /// Samples that were already stored with the same value (retries).
+    pub duplicates: usize,
+    /// Series created by this append.
+    pub new_series: usize,
+    pub errors: Vec<SeriesError>,
+}
+
+impl AppendReport {
+    pub fn first_error(&self) -> Option<&TsdbError> {
+        self.errors.first().map(|e| &e.error)
+    }
+}
+
+pub struct Tsdb {
+    dir: PathBuf,
+    head: Head,
+    wal: Mutex<Wal>,
+    /// Group commit: the highest WAL position known to be fsynced. Held
+    /// while fsyncing so writers queue here, not on the WAL itself, and
+    /// the next fsync covers everyone who queued.
+    synced: Mutex<u64>,
+    replay: ReplayStats,
+    opts: TsdbOptions,
+    /// Open blocks, sorted by min time. Queries clone the list, so a block
+    /// being deleted stays readable (its files are open) until they finish.
+    blocks: RwLock<Vec<Arc<Block>>>,
+    /// One maintenance pass at a time.
+    maintenance: Mutex<()>,
+}
+
+fn blocks_dir(dir: &Path) -> PathBuf {
+    dir.join("blocks")
+}
+
+/// Opens every block under `dir`, deleting leftovers of interrupted
+/// writes (`*.tmp`).
+fn load_blocks(dir: &Path) -> Result<Vec<Arc<Block>>, TsdbError> {
+    std::fs::create_dir_all(dir).map_err(|e| TsdbError::io("create dir", dir, e))?;
+    let mut out = Vec::new();
+    let rd = std::fs::read_dir(dir).map_err(|e| TsdbError::io("read dir", dir, e))?;
+    for ent in rd {
+        let ent = ent.map_err(|e| TsdbError::io("read dir", dir, e))?;
+        let path = ent.path();
+        if !path.is_dir() {
+            continue;
+        }
+        if path.extension().is_some_and(|x| x == "tmp") {
+            tracing::warn!(path = %path.display(), "removing incomplete block");
+            std::fs::remove_dir_all(&path).map_err(|e| TsdbError::io("remove", &path, e))?;
+            continue;
+        }
+        out.push(Arc::new(Block::open(&path)?));
+    }
+    out.sort_by_key(|b| (b.meta().min_time, b.meta().max_time));
+    Ok(out)
+}
+
+/// Merges sample lists of one series from several sources: sorted by
+/// time, one sample per timestamp (the last source's).
+fn merge_samples(mut s: Vec<Sample>) -> Vec<Sample> {
+    s.sort_by_key(|x| x.t);
+    let mut out: Vec<Sample> = Vec::with_capacity(s.len());
+    for x in s {
+        match out.last_mut() {
+            Some(last) if last.t == x.t => *last = x,
+            _ => out.push(x),
+        }
+    }
+    out
+}
+
+fn lock(m: &Mutex<Wal>) -> MutexGuard<'_, Wal> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Tsdb {
+    /// Opens (or creates) a database in `dir`, rebuilding the head from the
+    /// WAL in `dir/wal`.
+    pub fn open(dir: &Path, opts: TsdbOptions) -> Result<Self, TsdbError> {
+        let wal_dir = dir.join("wal");
+        std::fs::create_dir_all(&wal_dir).map_err(|e| TsdbError::io("create dir", &wal_dir, e))?;
+        let blocks = load_blocks(&blocks_dir(dir))?;
+        let head = Head::new(opts.head.clone());
+        // data up to the newest block is in blocks; WAL samples before it
+        // (left by a crash between cutting a block and checkpointing) are
+        // skipped, and late samples there are refused
+        if let Some(end) = blocks.iter().map(|b| b.meta().max_time).max() {
+            head.set_min_valid_t(end);
+        }
+        let mut unknown_refs = 0usize;
+        let mut rejected = 0usize;
+        let started = std::time::Instant::now();
+        let replay = Wal::replay(&wal_dir, |rec| match rec {
+            WalRecord::Series(s) => {
+                for (r, l) in s {
+                    head.restore_series(r, &l);
+                }
+            }
+            WalRecord::Samples(s) => {
+                let mut buf: Vec<Sample> = Vec::new();
+                // runs of one series go in with one lock
+                for run in s.chunk_by(|a, b| a.0 == b.0) {
+                    buf.clear();
+                    buf.extend(run.iter().map(|&(_, t, v)| Sample::new(t, v)));
+                    match head.append_series(run[0].0, &buf, true, |_, _| {}) {
+                        Ok(_) => {}
+                        Err(None) => unknown_refs += run.len(),
+                        Err(Some(_)) => rejected += 1,
+                    }
+                }
+            }
+            WalRecord::Metadata(m) => {
+                for (name, md) in m {
+                    head.set_metadata(&name, md);
+                }
+            }
+        })?;
+        if unknown_refs > 0 || rejected > 0 {
+            tracing::warn!(
+                unknown_refs,
+                rejected,
+                "wal replay skipped samples of unknown series, already in blocks, or conflicting"
+            );
+        }
+        let st = head.stats();
+        tracing::info!(
+            dir = %dir.display(),
+            records = replay.records,
+            series = st.series,
+            samples = st.samples,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "wal replayed"
+        );
+        let wal = Wal::open(&wal_dir, opts.wal.clone())?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            head,
+            wal: Mutex::new(wal),
+            synced: Mutex::new(0),
+            replay,
+            opts,
+            blocks: RwLock::new(blocks),
+            maintenance: Mutex::new(()),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    /// What replay found at open.
+    pub fn replay_stats(&self) -> ReplayStats {
+        self.replay
+    }
+
+    /// Appends a batch. Samples go into the head and then into the WAL; the
+    /// call returns after the WAL append (and fsync, per policy). Bad
+    /// samples are reported per series and do not stop the rest. An `Err`
+    /// means the WAL could not be written: nothing in the batch may be
+    /// treated as durable, and retrying the whole batch is safe because
+    /// identical samples are accepted as duplicates (and logged again).
+    ///
+    /// Readers can see samples of a batch before its WAL append finished.
+    /// How far in the future a timestamp may be is the caller's policy.
+    pub fn append(&self, batch: &[(Labels, Vec<Sample>)]) -> Result<AppendReport, TsdbError> {
+        let mut report = AppendReport::default();
+        let labels: Vec<&Labels> = batch.iter().map(|(l, _)| l).collect();
+        let mut refs = self.head.resolve(&labels);
+        self.create_missing(batch, &mut refs, &mut report)?;
+        let mut logged: Vec<(SeriesRef, i64, f64)> =
+            Vec::with_capacity(batch.iter().map(|(_, s)| s.len()).sum());
+        for (i, ((l, samples), r)) in batch.iter().zip(refs.iter_mut()).enumerate() {
+            let Some(mut sref) = *r else { continue };
+            let before = logged.len();
+            let mut res = self.head.append_series(sref, samples, false, |t, v| {
+                logged.push((sref, t, v));
+            });
+            if let Err(None) = res {
+                // dropped by a concurrent truncation between lookup and
+                // append: create it again
+                let mut one = [None];
+                self.create_missing(std::slice::from_ref(&batch[i]), &mut one, &mut report)?;
+                let Some(again) = one[0] else { continue };
+                sref = again;
+                res = self.head.append_series(sref, samples, false, |t, v| {
+                    logged.push((sref, t, v));
+                });
+            }
+            let accepted = logged.len() - before;
+            match res {
+                Ok(added) => {
+                    report.added += added;
+                    report.duplicates += accepted - added;
+                }
+                Err(e) => {
+                    let error = e.unwrap_or_else(|| TsdbError::InvalidLabels {
+                        series: l.to_string(),
+                        reason: "series vanished during append".into(),
+                    });
+                    report.errors.push(SeriesError { index: i, error });
+                }
+            }
+        }
+        if !logged.is_empty() {
+            let pos = {
+                let mut wal = lock(&self.wal);
+                wal.log_samples(&logged)?;
+                wal.commit_deferred()?
+            };
+            if let Some(pos) = pos {
+                self.wait_synced(pos)?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Returns once the WAL is fsynced at least up to `pos`, doing the
+    /// fsync unless another writer's already covered it.
+    fn wait_synced(&self, pos: u64) -> Result<(), TsdbError> {
+        let mut synced = self
+            .synced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *synced >= pos {
+            return Ok(());
+        }
+        let (file, upto) = lock(&self.wal).sync_target()?;
+        let res = file.sync_data();
+        lock(&self.wal).synced(upto, res)?;
+        *synced = upto;
+        Ok(())
+    }
+
+    /// Creates the series that `refs` lacks, logging them first; series with
+    /// invalid labels get an error in the report and stay `None`.
+    fn create_missing(
+        &self,
+        batch: &[(Labels, Vec<Sample>)],
+        refs: &mut [Option<SeriesRef>],
+        report: &mut AppendReport,
+    ) -> Result<(), TsdbError> {
+        let mut want: Vec<usize> = Vec::new();
+        for (i, r) in refs.iter().enumerate() {
+            if r.is_some() {
+                continue;
+            }
+            let l = &batch[i].0;
+            if l.is_empty() || l.iter().any(|x| x.name.is_empty()) {
+                report.errors.push(SeriesError {
+                    index: i,
+                    error: TsdbError::InvalidLabels {
+                        series: l.to_string(),
+                        reason: "a series needs at least one label, all with names".into(),
+                    },
+                });
+                continue;
+            }
+            want.push(i);
+        }
+        if want.is_empty() {
+            return Ok(());
+        }
+        let labels: Vec<&Labels> = want.iter().map(|&i| &batch[i].0).collect();
+        let mut created = 0;
+        let got = self.head.get_or_create(&labels, |new| {
+            created = new.len();
+            let mut wal = lock(&self.wal);
+            wal.log_series(new)
+        })?;
+        report.new_series += created;
+        for (&i, r) in want.iter().zip(got) {
+            refs[i] = Some(r);
+        }
+        Ok(())
+    }
+
+    /// Records metric metadata (TYPE/HELP/UNIT), logging it when it changed.
+    pub fn set_metadata(&self, metric: &str, md: MetricMetadata) -> Result<(), TsdbError> {
+        if self.head.set_metadata(metric, md.clone()) {
+            let mut wal = lock(&self.wal);
+            wal.log_metadata(&[(metric, &md)])?;
+            // changes are rare, so no group commit here
+            wal.commit()?;
+        }
+        Ok(())
+    }
+
+    pub fn metadata(&self, metric: Option<&str>) -> Vec<(String, MetricMetadata)> {
+        self.head.metadata(metric)
+    }
+
+    fn blocks_overlapping(&self, mint: i64, maxt: i64) -> Vec<Arc<Block>> {
+        self.blocks
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|b| b.meta().max_time > mint && b.meta().min_time <= maxt)
+            .cloned()
+            .collect()
+    }
+
+    /// Open blocks' metadata, oldest first.
+    pub fn blocks(&self) -> Vec<BlockMeta> {
+        self.blocks_overlapping(i64::MIN, i64::MAX)
+            .iter()
+            .map(|b| b.meta().clone())
+            .collect()
+    }
+
+    /// Matching series with their samples in `[mint, maxt]` from blocks and
+    /// head, sorted by labels.
+    pub fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<(Labels, Vec<Sample>)>, TsdbError> {
+        let blocks = self.blocks_overlapping(mint, maxt);
+        let head = self.head.select(matchers, mint, maxt)?;
+        if blocks.is_empty() {
+            return Ok(head);
+        }
+        let mut merged: BTreeMap<Labels, (Vec<Sample>, usize)> = BTreeMap::new();
+        for b in &blocks {
+            for (l, s) in b.select(matchers, mint, maxt)? {
+                let e = merged.entry(l).or_default();
+                e.0.extend(s);
+                e.1 += 1;
+            }
+        }
+        for (l, s) in head {
+            let e = merged.entry(l).or_default();
+            e.0.extend(s);
+            e.1 += 1;
+        }
+        Ok(merged
+            .into_iter()
+            .map(|(l, (s, sources))| (l, if sources > 1 { merge_samples(s) } else { s }))
+            .collect())
+    }
+
+    /// Label sets of matching series with data in `[mint, maxt]`, sorted.
+    pub fn series(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<Labels>, TsdbError> {
+        let mut out = self.head.series(matchers, mint, maxt)?;
+        for b in self.blocks_overlapping(mint, maxt) {
+            out.extend(b.series(matchers, mint, maxt)?);
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Label names, sorted; see [`Head::label_names`] for how matchers and
+    /// the range apply.
+    pub fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, TsdbError> {
+        let mut out = self.head.label_names(matchers, mint, maxt)?;
+        for b in self.blocks_overlapping(mint, maxt) {
+            if matchers.is_empty() {
+                out.extend(b.label_names());
+            } else {
+                for l in b.series(matchers, mint, maxt)? {
+                    out.extend(l.iter().map(|x| x.name.clone()));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Values of one label, sorted, with the rules of [`Tsdb::label_names`].
+    pub fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, TsdbError> {
+        let mut out = self.head.label_values(name, matchers, mint, maxt)?;
+        for b in self.blocks_overlapping(mint, maxt) {
+            if matchers.is_empty() {
+                out.extend(b.label_values(name));
+            } else {
+                for l in b.series(matchers, mint, maxt)? {
+                    out.extend(l.get(name).map(str::to_owned));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Housekeeping, to be called periodically (e.g. every minute): cuts
+    /// the head into a block once it holds one and a half block ranges,
+    /// merges complete groups of blocks (3 and then 9 ranges wide), and
+    /// deletes blocks past retention.
+    pub fn maintain(&self) -> Result<MaintainReport, TsdbError> {
+        let _one = self
+            .maintenance
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut report = MaintainReport::default();
+        let range = i64::try_from(self.opts.head.chunk_range.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        let dir = blocks_dir(&self.dir);
+        loop {
+            let st = self.head.stats();
+            let (Some(lo), Some(hi)) = (st.min_t, st.max_t) else {
+                break;
+            };
+            let start = lo.div_euclid(range).saturating_mul(range);
+            let end = start.saturating_add(range);
+            if hi < end.saturating_add(range / 2) {
+                break;
+            }
+            // refuse late samples before reading, so none can slip in
+            // behind the read and be dropped by the truncation below
+            self.head.set_min_valid_t(end);
+            let head = &self.head;
+            let series = head
+                .sorted_series()
+                .into_iter()
+                .map(|(l, r)| (l, head.samples_of(r, start, end - 1)));
+            let meta = write_block(&dir, start, end, 1, series)?;
+            let b = Block::open(&dir.join(&meta.ulid))?;
+            self.add_blocks(vec![Arc::new(b)], &[]);
+            self.truncate_locked(end)?;
+            tracing::info!(ulid = %meta.ulid, min_t = start, max_t = end, series = meta.stats.num_series, "block cut from head");
+            report.cut.push(meta);
+        }
+        for factor in [3, 9] {
+            self.compact_level(range.saturating_mul(factor), &mut report)?;
+        }
+        if let Some(ret) = self.opts.retention {
+            let ret = i64::try_from(ret.as_millis()).unwrap_or(i64::MAX);
+            let blocks = self.blocks_overlapping(i64::MIN, i64::MAX);
+            let newest = blocks
+                .iter()
+                .map(|b| b.meta().max_time)
+                .chain(self.head.stats().max_t)
+                .max();
+            if let Some(newest) = newest {
+                let cutoff = newest.saturating_sub(ret);
+                let old: Vec<Arc<Block>> = blocks
+                    .into_iter()
+                    .filter(|b| b.meta().max_time <= cutoff)
+                    .collect();
+                if !old.is_empty() {
+                    self.add_blocks(Vec::new(), &old);
+                    for b in old {
+                        report.deleted.push(b.meta().ulid.clone());
+                        remove_block_dir(b.dir());
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Merges blocks lying within one aligned `width` window, once the
+    /// window is complete (newer data exists past its end).
+    fn compact_level(&self, width: i64, report: &mut MaintainReport) -> Result<(), TsdbError> {
+        let blocks = self.blocks_overlapping(i64::MIN, i64::MAX);
+        let Some(newest) = blocks.iter().map(|b| b.meta().max_time).max() else {
+            return Ok(());
+        };
+        let mut groups: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
+        for b in blocks {
+            let w = b.meta().min_time.div_euclid(width);
+            let w_end = w.saturating_add(1).saturating_mul(width);
+            if b.meta().max_time <= w_end
+                && b.meta().max_time.saturating_sub(b.meta().min_time) < width
+            {
+                groups.entry(w).or_default().push(b);
+            }
+        }
+        for (w, group) in groups {
+            let w_end = w.saturating_add(1).saturating_mul(width);
+            if group.len() < 2 || w_end > newest {
+                continue;
+            }
+            let parts: Vec<&Block> = group.iter().map(|b| &**b).collect();
+            let meta = compact(&blocks_dir(&self.dir), &parts)?;
+            let b = Block::open(&blocks_dir(&self.dir).join(&meta.ulid))?;
+            self.add_blocks(vec![Arc::new(b)], &group);
+            for old in &group {
+                report.deleted.push(old.meta().ulid.clone());
+                remove_block_dir(old.dir());
+            }
+            tracing::info!(ulid = %meta.ulid, merged = group.len(), "blocks compacted");
+            report.compacted.push(meta);
+        }
+        Ok(())
+    }
+
+    fn add_blocks(&self, add: Vec<Arc<Block>>, remove: &[Arc<Block>]) {
+        let mut blocks = self
+            .blocks
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        blocks.retain(|b| !remove.iter().any(|r| Arc::ptr_eq(b, r)));
+        blocks.extend(add);
+        blocks.sort_by_key(|b| (b.meta().min_time, b.meta().max_time));
+    }
+
+    pub fn stats(&self) -> HeadStats {
+        self.head.stats()
+    }
+
+    /// Drops head data older than `before_t` and checkpoints the WAL so the
+    /// log stops growing. [`Tsdb::maintain`] calls this after cutting a
+    /// block; called directly it deletes that head data.
+    pub fn truncate(&self, before_t: i64) -> Result<(), TsdbError> {
+        let _one = self
+            .maintenance
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.truncate_locked(before_t)
+    }
+
+    /// [`Tsdb::truncate`] with the maintenance lock held. The WAL lock is
+    /// held only to close the current segment: reading old segments into
+    /// the checkpoint can take a while and must not stall appends.
+    fn truncate_locked(&self, before_t: i64) -> Result<(), TsdbError> {
+        let dropped = self.head.truncate(before_t);
+        let last = lock(&self.wal).close_segment()?;
+        // taken after the close: series created later are logged in
+        // segments the checkpoint does not cover
+        let live = self.head.all_refs();
+        let cp = Wal::write_checkpoint(
+            &self.dir.join("wal"),
+            last,
+            |r| live.binary_search(&r).is_ok(),
+            before_t,
+        )?;
+        tracing::info!(
+            before_t,
+            dropped_series = dropped.len(),
+            checkpoint = cp,
+            "head truncated"
+        );
+        Ok(())
+    }
+
+    /// fsyncs the WAL regardless of policy (e.g. at shutdown).
+    pub fn sync(&self) -> Result<(), TsdbError> {
+        lock(&self.wal).sync()
+    }
+}
+
+/// Deletes a block directory that is no longer listed; queries still
+/// holding it keep reading through their open file handles.
+fn remove_block_dir(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        tracing::warn!(path = %dir.display(), error = %e, "could not delete block");
+    }
+}
+
+impl Drop for Tsdb {
+    fn drop(&mut self) {
+        if let Err(e) = lock(&self.wal).sync() {
+            tracing::warn!(error = %e, "wal fsync at close failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wal::FsyncPolicy;
+    use pharos_core::error::{Classify, ErrorClass};
+    use pharos_model::STALE_NAN;
+    use std::sync::Arc;
+
+    fn opts() -> TsdbOptions {
+        TsdbOptions {
+            wal: WalOptions {
+                fsync: FsyncPolicy::Never,
+                ..WalOptions::default()
+            },
+            ..TsdbOptions::default()
+        }
+    }
+
+    fn series(name: &str, i: usize) -> Labels {
+        Labels::from_pairs([("__name__", name.to_owned()), ("instance", format!("h{i}"))])
+    }
+
+    fn dump(db: &Tsdb) -> String {
+        let all = db
+            .select(
+                &[Matcher::new(pharos_model::MatchOp::Regex, "__name__", ".+").unwrap()],
+                i64::MIN,
+                i64::MAX,
+            )
+            .unwrap();
+        let mut s = String::new();
+        for (l, samples) in all {
+            s.push_str(&l.to_string());
+            for x in samples {
+                s.push_str(&format!(" {}:{:x}", x.t, x.v.to_bits()));
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    #[test]
+    fn append_reopen_replays_everything_bit_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let before;
+        {
+            let db = Tsdb::open(dir.path(), opts()).unwrap();
+            let batch: Vec<(Labels, Vec<Sample>)> = (0..50)
+                .map(|i| {
+                    let s = (0..300)
+                        .map(|k| {
+                            let v = match k % 5 {
+                                0 => f64::from_bits(STALE_NAN),
+                                1 => -0.0,
+                                _ => (k * i) as f64 / 7.0,
+                            };
+                            Sample::new(k as i64 * 15_000, v)
+                        })
+                        .collect();
+                    (series("m", i), s)
+                })
+                .collect();
+            let rep = db.append(&batch).unwrap();
+            assert_eq!(rep.added, 50 * 300);
+            assert_eq!(rep.new_series, 50);
+            assert!(rep.errors.is_empty());
+            // an out-of-order sample, and metadata
+            db.append(&[(series("m", 0), vec![Sample::new(299 * 15_000 - 7, 1.5)])])
+                .unwrap();
+            db.set_metadata(
+                "m",
+                MetricMetadata {
+                    metric_type: crate::head::MetricType::Gauge,
+                    help: "help".into(),
+                    unit: "bytes".into(),
+                },
+            )
+            .unwrap();
+            before = dump(&db);
+        }
+        let db = Tsdb::open(dir.path(), opts()).unwrap();
+        assert_eq!(dump(&db), before);
+        assert_eq!(db.stats().samples, 50 * 300 + 1);
+        assert_eq!(db.metadata(Some("m"))[0].1.unit, "bytes");
+        // refs continue after the replayed ones
+        db.append(&[(series("new", 0), vec![Sample::new(1, 1.0)])])
+            .unwrap();
+        drop(db);
+        let db = Tsdb::open(dir.path(), opts()).unwrap();
+        assert_eq!(db.stats().series, 51);
+    }
+
+    #[test]
+    fn per_series_errors_keep_good_samples() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Tsdb::open(dir.path(), opts()).unwrap();
+        db.append(&[(series("m", 1), vec![Sample::new(10_000_000, 1.0)])])
+            .unwrap();
+        let rep = db
+            .append(&[
+                (series("m", 0), vec![Sample::new(1, 1.0)]),
+                (
+                    series("m", 1),
+                    vec![Sample::new(1, 1.0), Sample::new(10_000_000, 2.0)],
+                ),
+                (Labels::new(), vec![Sample::new(1, 1.0)]),
+                (
+                    series("m", 1),
+                    vec![Sample::new(10_000_000, 1.0), Sample::new(10_000_001, 1.0)],
+                ),
+            ])
+            .unwrap();
+        assert_eq!(rep.added, 2);
+        assert_eq!(rep.duplicates, 1);
+        let idx: Vec<usize> = rep.errors.iter().map(|e| e.index).collect();
+        assert_eq!(idx, vec![2, 1]);
+        assert!(
+            rep.errors
+                .iter()
+                .all(|e| e.error.class() == ErrorClass::BadRequest)
+        );
+        let msg = rep.errors[1].error.to_string();
+        assert!(
+            msg.contains("out of bounds") && msg.contains(r#"instance="h1""#),
+            "{msg}"
+        );
+        drop(db);
+        let db = Tsdb::open(dir.path(), opts()).unwrap();
+        assert_eq!(db.stats().samples, 3);
+    }
+
+    #[test]
+    fn concurrent_appends() {
+        concurrent_appends_with(opts());
+    }
+
+    #[test]
+    fn concurrent_appends_with_group_commit() {
+        concurrent_appends_with(TsdbOptions::default());
+    }
+
+    fn concurrent_appends_with(opts: TsdbOptions) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Tsdb::open(dir.path(), opts.clone()).unwrap());
+        let threads: Vec<_> = (0..4)
+            .map(|w| {
+                let db = Arc::clone(&db);
+                std::thread::spawn(move || {
+                    for round in 0..50i64 {
+                        // overlapping series between workers, distinct
+                        // timestamps per worker
+                        let batch: Vec<(Labels, Vec<Sample>)> = (0..20)
+                            .map(|i| (series("c", i), vec![Sample::new(round * 1000 + w, 1.0)]))
+                            .collect();
+                        let rep = db.append(&batch).unwrap();
+                        assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let st = db.stats();
+        assert_eq!((st.series, st.samples), (20, 20 * 50 * 4));
+        let before = dump(&db);
+        drop(db);
+        let db = Tsdb::open(dir.path(), opts).unwrap();
+        assert_eq!(dump(&db), before);
+    }
+
+    #[test]
+    fn truncate_checkpoints_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Tsdb::open(dir.path(), opts()).unwrap();
+        let s: Vec<Sample> = (0..1000)
+            .map(|i| Sample::new(i * 15_000, i as f64))
+            .collect();
+        db.append(&[
+            (series("a", 0), s.clone()),
+            (series("b", 0), s[..10].to_vec()),
+        ])
+        .unwrap();
+        db.truncate(7_200_000).unwrap();
+        db.append(&[(series("a", 0), vec![Sample::new(1000 * 15_000, 5.0)])])
+            .unwrap();
+        let before = dump(&db);
+        assert!(!before.contains("\"b\""));
+        drop(db);
+        let db = Tsdb::open(dir.path(), opts()).unwrap();
+        assert_eq!(dump(&db), before);
+        assert!(db.replay_stats().checkpoint.is_some());
+    }
+
+    #[test]
+    fn same_new_series_twice_in_a_batch_is_one_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Tsdb::open(dir.path(), opts()).unwrap();
+        let rep = db
+            .append(&[
+                (series("d", 0), vec![Sample::new(1, 1.0)]),
+                (series("d", 0), vec![Sample::new(2, 2.0)]),
+            ])
+            .unwrap();
+        assert_eq!((rep.new_series, rep.added), (1, 2));
+        assert_eq!(db.stats().series, 1);
+        drop(db);
+        let db = Tsdb::open(dir.path(), opts()).unwrap();
+        assert_eq!(
+            db.select(&[Matcher::equal("__name__", "d")], 0, 10)
+                .unwrap()[0]
+                .1
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn fsync_always_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Tsdb::open(dir.path(), TsdbOptions::default()).unwrap();
+        db.append(&[(series("a", 0), vec![Sample::new(1, 1.0)])])
+            .unwrap();
+        db.sync().unwrap();
+        assert_eq!(db.stats().samples, 1);
+    }
+
+    #[test]
+    fn maintain_cuts_compacts_and_queries_across_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = TsdbOptions {
+            retention: None,
+            ..opts()
+        };
+        let db = Tsdb::open(dir.path(), o.clone()).unwrap();
+        let hour = 3_600_000i64;
+        let mut want: Vec<Vec<Sample>> = vec![Vec::new(); 3];
+        // 20 hours at one sample per minute; series 2 stops after 3 hours
+        for minute in 0..20 * 60i64 {
+            let t = minute * 60_000;
+            let mut batch = Vec::new();
+            for (i, w) in want.iter_mut().enumerate() {
+                if i == 2 && t >= 3 * hour {
+                    continue;
+                }
+                let v = if minute % 97 == 0 {
+                    f64::from_bits(STALE_NAN)
+                } else {
+                    (minute * (i as i64 + 1)) as f64 / 10.0
+                };
+                let s = Sample::new(t, v);
+                w.push(s);
+                batch.push((series("m", i), vec![s]));
+            }
+            db.append(&batch).unwrap();
+            if minute % 60 == 59 {
+                db.maintain().unwrap();
+            }
+        }
+        let blocks = db.blocks();
+        // 2 h blocks merged into 6 h ones, those into one 18 h block
+        assert_eq!(blocks.len(), 1, "{blocks:?}");
+        assert_eq!(
+            (
+                blocks[0].min_time,
+                blocks[0].max_time,
+                blocks[0].compaction_level
+            ),
+            (0, 18 * hour, 3)
+        );
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("blocks"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec![blocks[0].ulid.clone()]);
+        // blocks do not overlap and the head holds only what is newer
+        for w in blocks.windows(2) {
+            assert!(w[0].max_time <= w[1].min_time);
+        }
+        let head_min = db.stats().min_t.unwrap();
+        assert!(head_min >= blocks.last().unwrap().max_time);
+        let check = |db: &Tsdb| {
+            let all = db
+                .select(&[Matcher::equal("__name__", "m")], i64::MIN, i64::MAX)
+                .unwrap();
+            assert_eq!(all.len(), 3);
+            for (i, (l, s)) in all.iter().enumerate() {
+                assert_eq!(l, &series("m", i));
+                let got: Vec<(i64, u64)> = s.iter().map(|x| (x.t, x.v.to_bits())).collect();
+                let exp: Vec<(i64, u64)> = want[i].iter().map(|x| (x.t, x.v.to_bits())).collect();
+                assert_eq!(got, exp, "series {i}");
+            }
+            // series 2 only lives in blocks now
+            assert_eq!(
+                db.label_values("instance", &[], 0, hour).unwrap(),
+                vec!["h0", "h1", "h2"]
+            );
+            assert_eq!(
+                db.series(&[Matcher::equal("instance", "h2")], 0, hour)
+                    .unwrap()
+                    .len(),
+                1
+            );
+            assert!(
+                db.series(&[Matcher::equal("instance", "h2")], 10 * hour, 20 * hour)
+                    .unwrap()
+                    .is_empty()
+            );
+        };
+        check(&db);
+        // a late sample for a range already in a block is refused
+        let rep = db
+            .append(&[(series("m", 0), vec![Sample::new(hour, 1.0)])])
+            .unwrap();
+        assert!(matches!(
+            rep.first_error(),
+            Some(TsdbError::OutOfBounds { .. })
+        ));
+        drop(db);
+        let db = Tsdb::open(dir.path(), o).unwrap();
+        check(&db);
+        // retention counts back from the newest data and drops whole
+        // blocks only: 6 h keeps the 0-18 h block (it reaches 14 h), 1 h
+        // does not
+        drop(db);
+        let reopen = |hours: u64| {
+            Tsdb::open(
+                dir.path(),
+                TsdbOptions {
+                    retention: Some(Duration::from_secs(hours * 3600)),
+                    ..opts()
+                },
+            )
+            .unwrap()
+        };
+        let db = reopen(6);
+        assert!(db.maintain().unwrap().deleted.is_empty());
+        drop(db);
+        let db = reopen(1);
+        assert_eq!(db.maintain().unwrap().deleted.len(), 1);
+        assert!(db.blocks().is_empty());
+        let first = db
+            .select(&[Matcher::equal("instance", "h0")], i64::MIN, i64::MAX)
+            .unwrap();
+        assert_eq!(first[0].1[0].t, 18 * hour);
+        assert!(
+            db.series(&[Matcher::equal("instance", "h2")], i64::MIN, i64::MAX)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn maintenance_races_appends_without_losing_samples() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = TsdbOptions {
+            head: HeadOptions {
+                chunk_range: Duration::from_secs(300),
+                ..HeadOptions::default()
+            },
+            retention: None,
+            ..opts()
+        };
+        let db = Arc::new(Tsdb::open(dir.path(), o.clone()).unwrap());
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let steps = 3000i64;
+        // writers stay within 100 s of each other: a series lagging more
+        // than half a block range behind the newest data would be refused
+        // as out of bounds once that range is cut, as in Prometheus
+        let lockstep = Arc::new(std::sync::Barrier::new(2));
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let db = Arc::clone(&db);
+                let lockstep = Arc::clone(&lockstep);
+                std::thread::spawn(move || {
+                    for k in 0..steps {
+                        if k % 100 == 0 {
+                            lockstep.wait();
+                        }
+                        let batch: Vec<(Labels, Vec<Sample>)> = (0..5)
+                            .map(|i| {
+                                (
+                                    series("r", w * 5 + i),
+                                    vec![Sample::new(k * 1000, (k * 7 + i as i64) as f64 / 4.0)],
+                                )
+                            })
+                            .collect();
+                        let rep = db.append(&batch).unwrap();
+                        assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+                    }
+                })
+            })
+            .collect();
+        let maint = {
+            let db = Arc::clone(&db);
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                let mut cut = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    cut += db.maintain().unwrap().cut.len();
+                    std::thread::yield_now();
+                }
+                cut
+            })
+        };
+        for w in writers {
+            w.join().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let cut = maint.join().unwrap() + db.maintain().unwrap().cut.len();
+        assert!(cut >= 5, "only {cut} blocks cut");
+        let verify = |db: &Tsdb| {
+            let all = db
+                .select(&[Matcher::equal("__name__", "r")], i64::MIN, i64::MAX)
+                .unwrap();
+            assert_eq!(all.len(), 10);
+            for (l, s) in &all {
+                let i: i64 = l.get("instance").unwrap()[1..].parse::<i64>().unwrap() % 5;
+                assert_eq!(s.len() as i64, steps, "{l}");
+                for (k, x) in s.iter().enumerate() {
+                    assert_eq!(
+                        *x,
+                        Sample::new(k as i64 * 1000, (k as i64 * 7 + i) as f64 / 4.0)
+                    );
+                }
+            }
+        };
+        verify(&db);
+        drop(db);
+        let db = Tsdb::open(dir.path(), o).unwrap();
+        verify(&db);
+    }
+}
