@@ -4,6 +4,7 @@
 mod access;
 mod config_errors;
 mod remote_write;
+mod scrape;
 mod startup;
 mod support;
 mod tools;

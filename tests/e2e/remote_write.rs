@@ -152,6 +152,44 @@ remote_write:
         sent = s;
         received = r;
     }
+    // every sample is queryable: the same queries answer the same on both
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    for q in [
+        "count_over_time(demo_requests_total[10m])",
+        "sum_over_time(demo_requests_total[10m])",
+        "max_over_time(demo_temperature[10m])",
+        "last_over_time(demo_ratio[10m])",
+        "sum by (path) (max_over_time(demo_requests_total[10m]))",
+    ] {
+        let ask = |port: u16| {
+            let c = c.clone();
+            let q = q.to_owned();
+            async move {
+                let v: serde_json::Value = c
+                    .get(format!("http://127.0.0.1:{port}/api/v1/query"))
+                    .query(&[("query", q.as_str()), ("time", &t.to_string())])
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert_eq!(v["status"], "success", "{q}: {v}");
+                let mut r = v["data"]["result"].as_array().unwrap().clone();
+                r.sort_by_key(|x| x["metric"].to_string());
+                r
+            }
+        };
+        let (theirs, ours) = (ask(prom_port).await, ask(ports.metrics).await);
+        assert!(
+            !theirs.is_empty(),
+            "{q}: prometheus answered nothing (ours: {ours:?})"
+        );
+        assert_eq!(ours, theirs, "{q}");
+    }
     let _ = prom.kill();
     let _ = prom.wait();
     assert!(sent >= 20.0, "prometheus sent only {sent} samples");

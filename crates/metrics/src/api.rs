@@ -5,6 +5,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::ingest::Ingest;
+use crate::query_api::{QueryApi, query_routes};
 use crate::scraping::Scraping;
 use pharos_core::BuildInfo;
 use pharos_server::{ErrorFormat, unbuilt_routes};
@@ -17,6 +18,8 @@ pub struct MetricsApi {
     pub ingest: Option<Ingest>,
     /// Scraping from `prometheus.yml`; `None` in roles that do not scrape.
     pub scraping: Option<Scraping>,
+    /// The query API (PromQL, series, labels, metadata, status, federate).
+    pub query: Option<QueryApi>,
 }
 
 /// Remote write bodies are snappy-compressed protobuf; Prometheus sends at
@@ -61,12 +64,10 @@ pub fn router(state: MetricsApi) -> Router {
                 .with_state(sc),
         );
     }
-    unbuilt_routes(
-        r,
-        &["/api/v1/{*rest}", "/federate"],
-        ErrorFormat::Prometheus,
-    )
-    .with_state(state)
+    if let Some(q) = state.query.clone() {
+        r = r.merge(query_routes(q));
+    }
+    unbuilt_routes(r, &["/api/v1/{*rest}"], ErrorFormat::Prometheus)
 }
 
 /// Prometheus' envelope. No `features` field: Grafana reads its presence as

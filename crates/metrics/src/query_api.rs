@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use http::{HeaderValue, StatusCode, header};
 use pharos_core::error::ErrorClass;
 use pharos_model::Matcher;
@@ -88,6 +88,9 @@ pub struct QueryApi {
     pub runtime: Arc<RuntimeStatus>,
     /// `global.external_labels`, attached by `/federate`.
     pub external_labels: Arc<BTreeMap<String, String>>,
+    /// `--web.cors.origin` (anchored); `None` is upstream's default `.*`,
+    /// answered with `Access-Control-Allow-Origin: *`.
+    pub cors_origin: Option<Arc<regex::Regex>>,
 }
 
 impl QueryApi {
@@ -101,33 +104,88 @@ impl QueryApi {
             flags: Arc::new(BTreeMap::new()),
             runtime: Arc::new(RuntimeStatus::default()),
             external_labels: Arc::new(BTreeMap::new()),
+            cors_origin: None,
         }
     }
 }
 
 /// The query routes; the lead merges them into the role's router.
 pub fn query_routes(state: QueryApi) -> Router {
+    // upstream answers a CORS preflight on any API path with 204
+    let api = |m: MethodRouter<QueryApi>| m.options(preflight);
     Router::new()
-        .route("/api/v1/query", get(query).post(query))
-        .route("/api/v1/query_range", get(query_range).post(query_range))
+        .route("/api/v1/query", api(get(query).post(query)))
+        .route(
+            "/api/v1/query_range",
+            api(get(query_range).post(query_range)),
+        )
         .route(
             "/api/v1/query_exemplars",
-            get(query_exemplars).post(query_exemplars),
+            api(get(query_exemplars).post(query_exemplars)),
         )
-        .route("/api/v1/format_query", get(format_query).post(format_query))
-        .route("/api/v1/labels", get(labels).post(labels))
-        .route("/api/v1/label/{name}/values", get(label_values))
+        .route(
+            "/api/v1/format_query",
+            api(get(format_query).post(format_query)),
+        )
+        .route("/api/v1/labels", api(get(labels).post(labels)))
+        .route("/api/v1/label/{name}/values", api(get(label_values)))
         .route(
             "/api/v1/series",
-            get(series).post(series).delete(drop_series),
+            api(get(series).post(series).delete(drop_series)),
         )
-        .route("/api/v1/metadata", get(metadata))
-        .route("/api/v1/status/config", get(status_config))
-        .route("/api/v1/status/flags", get(status_flags))
-        .route("/api/v1/status/runtimeinfo", get(status_runtimeinfo))
-        .route("/api/v1/status/tsdb", get(status_tsdb))
+        .route("/api/v1/metadata", api(get(metadata)))
+        .route("/api/v1/status/config", api(get(status_config)))
+        .route("/api/v1/status/flags", api(get(status_flags)))
+        .route("/api/v1/status/runtimeinfo", api(get(status_runtimeinfo)))
+        .route("/api/v1/status/tsdb", api(get(status_tsdb)))
         .route("/federate", get(federate))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cors))
         .with_state(state)
+}
+
+async fn preflight() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+/// Upstream's `httputil.SetCORS`, applied to every API answer of a
+/// request that carries an `Origin`.
+async fn cors(
+    State(st): State<QueryApi>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let mut resp = next.run(req).await;
+    let Some(origin) = origin else {
+        return resp;
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Accept, Authorization, Content-Type, Origin"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Date"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    match &st.cors_origin {
+        None => {
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+        }
+        Some(re) if origin.to_str().is_ok_and(|o| re.is_match(o)) => {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        }
+        Some(_) => {}
+    }
+    resp
 }
 
 fn now_ms() -> i64 {

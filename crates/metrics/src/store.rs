@@ -245,3 +245,207 @@ mod tests {
         assert!(out.rejected[0].contains("up"), "{:?}", out.rejected);
     }
 }
+
+mod reader_impl {
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+    use std::sync::Arc;
+
+    use pharos_core::TenantId;
+    use pharos_model::{Labels, MatchOp, Matcher};
+    use pharos_promql::Queryable;
+    use pharos_tsdb::TsdbError;
+
+    use super::{TenantStore, TsdbQueryable};
+    use crate::reader::{HeadStats, MetadataEntry, MetricsReader, ReadError, TsdbStat, TsdbStatus};
+
+    fn read_err(e: TsdbError) -> ReadError {
+        ReadError::Storage(e.to_string())
+    }
+
+    fn all_series() -> Vec<Matcher> {
+        // matches every series: each has a metric name
+        vec![Matcher::new(MatchOp::Regex, "__name__", ".+").expect("static regex")]
+    }
+
+    /// Runs `f` once per matcher set (all series for none) and merges.
+    fn union<T: Ord>(
+        sets: &[Vec<Matcher>],
+        mut f: impl FnMut(&[Matcher]) -> Result<Vec<T>, TsdbError>,
+    ) -> Result<Vec<T>, ReadError> {
+        let mut out = BTreeSet::new();
+        if sets.is_empty() {
+            out.extend(f(&[]).map_err(read_err)?);
+        }
+        for set in sets {
+            out.extend(f(set).map_err(read_err)?);
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    fn truncate<T>(mut v: Vec<T>, limit: Option<usize>) -> Vec<T> {
+        if let Some(l) = limit.filter(|l| *l > 0) {
+            v.truncate(l);
+        }
+        v
+    }
+
+    impl MetricsReader for TenantStore {
+        fn queryable(&self, tenant: &TenantId) -> Result<Arc<dyn Queryable>, ReadError> {
+            Ok(Arc::new(TsdbQueryable(self.get(tenant))))
+        }
+
+        fn series(
+            &self,
+            tenant: &TenantId,
+            matchers: &[Vec<Matcher>],
+            mint: i64,
+            maxt: i64,
+            limit: Option<usize>,
+        ) -> Result<Vec<Labels>, ReadError> {
+            let Some(db) = self.get(tenant) else {
+                return Ok(Vec::new());
+            };
+            let all = all_series();
+            let out = union(matchers, |m| {
+                db.series(if m.is_empty() { &all } else { m }, mint, maxt)
+            })?;
+            Ok(truncate(out, limit))
+        }
+
+        fn label_names(
+            &self,
+            tenant: &TenantId,
+            matchers: &[Vec<Matcher>],
+            mint: i64,
+            maxt: i64,
+            limit: Option<usize>,
+        ) -> Result<Vec<String>, ReadError> {
+            let Some(db) = self.get(tenant) else {
+                return Ok(Vec::new());
+            };
+            Ok(truncate(
+                union(matchers, |m| db.label_names(m, mint, maxt))?,
+                limit,
+            ))
+        }
+
+        fn label_values(
+            &self,
+            tenant: &TenantId,
+            name: &str,
+            matchers: &[Vec<Matcher>],
+            mint: i64,
+            maxt: i64,
+            limit: Option<usize>,
+        ) -> Result<Vec<String>, ReadError> {
+            let Some(db) = self.get(tenant) else {
+                return Ok(Vec::new());
+            };
+            let out: Vec<String> = union(matchers, |m| db.label_values(name, m, mint, maxt))?;
+            Ok(truncate(
+                out.into_iter().filter(|v| !v.is_empty()).collect(),
+                limit,
+            ))
+        }
+
+        fn metadata(
+            &self,
+            tenant: &TenantId,
+            metric: Option<&str>,
+            limit: Option<usize>,
+            limit_per_metric: Option<usize>,
+        ) -> Result<BTreeMap<String, Vec<MetadataEntry>>, ReadError> {
+            let Some(db) = self.get(tenant) else {
+                return Ok(BTreeMap::new());
+            };
+            let mut out = BTreeMap::new();
+            for (name, md) in db.metadata(metric) {
+                if limit.is_some_and(|l| l > 0 && out.len() >= l) {
+                    break;
+                }
+                let mut entries = vec![MetadataEntry {
+                    kind: md.metric_type.as_str().to_owned(),
+                    help: md.help,
+                    unit: md.unit,
+                }];
+                if let Some(l) = limit_per_metric.filter(|l| *l > 0) {
+                    entries.truncate(l);
+                }
+                out.insert(name, entries);
+            }
+            Ok(out)
+        }
+
+        fn tsdb_status(&self, tenant: &TenantId, limit: usize) -> Result<TsdbStatus, ReadError> {
+            let empty = || TsdbStatus {
+                head_stats: HeadStats {
+                    num_series: 0,
+                    num_label_pairs: 0,
+                    chunk_count: 0,
+                    min_time: i64::MAX,
+                    max_time: i64::MIN,
+                },
+                series_count_by_metric_name: Vec::new(),
+                label_value_count_by_label_name: Vec::new(),
+                memory_in_bytes_by_label_name: Vec::new(),
+                series_count_by_label_value_pair: Vec::new(),
+            };
+            let Some(db) = self.get(tenant) else {
+                return Ok(empty());
+            };
+            let stats = db.stats();
+            let series = db
+                .series(&all_series(), i64::MIN, i64::MAX)
+                .map_err(read_err)?;
+            let mut by_metric: HashMap<&str, u64> = HashMap::new();
+            let mut values_by_name: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+            let mut bytes_by_name: HashMap<&str, u64> = HashMap::new();
+            let mut by_pair: HashMap<String, u64> = HashMap::new();
+            for l in &series {
+                *by_metric
+                    .entry(l.metric_name().unwrap_or_default())
+                    .or_default() += 1;
+                for lab in l {
+                    if values_by_name
+                        .entry(&lab.name)
+                        .or_default()
+                        .insert(&lab.value)
+                    {
+                        *bytes_by_name.entry(&lab.name).or_default() += lab.value.len() as u64;
+                    }
+                    *by_pair
+                        .entry(format!("{}={}", lab.name, lab.value))
+                        .or_default() += 1;
+                }
+            }
+            let top = |mut v: Vec<TsdbStat>| {
+                v.sort_by(|a, b| b.value.cmp(&a.value).then_with(|| a.name.cmp(&b.name)));
+                v.truncate(limit);
+                v
+            };
+            let stat = |(n, v): (&str, u64)| TsdbStat {
+                name: n.to_owned(),
+                value: v,
+            };
+            let mut st = empty();
+            st.head_stats = HeadStats {
+                num_series: stats.series as u64,
+                num_label_pairs: by_pair.len() as u64,
+                chunk_count: 0,
+                min_time: stats.min_t.unwrap_or(i64::MAX),
+                max_time: stats.max_t.unwrap_or(i64::MIN),
+            };
+            st.series_count_by_metric_name = top(by_metric.into_iter().map(stat).collect());
+            st.label_value_count_by_label_name = top(values_by_name
+                .iter()
+                .map(|(n, v)| stat((n, v.len() as u64)))
+                .collect());
+            st.memory_in_bytes_by_label_name = top(bytes_by_name.into_iter().map(stat).collect());
+            st.series_count_by_label_value_pair = top(by_pair
+                .into_iter()
+                .map(|(n, v)| TsdbStat { name: n, value: v })
+                .collect());
+            Ok(st)
+        }
+    }
+}

@@ -154,7 +154,7 @@ pub async fn run(
     );
 
     let mut handles = Vec::new();
-    let mut on_shutdown: Vec<ShutdownHook> = Vec::new();
+    let mut hooks = Hooks::default();
     for family in [
         Family::Metrics,
         Family::Logs,
@@ -171,7 +171,7 @@ pub async fn run(
         }
         let mut router = Router::new();
         for r in &members {
-            router = router.merge(role_router(*r, &cfg, &registry, &mut on_shutdown).await?);
+            router = router.merge(role_router(*r, &cfg, &registry, &mut hooks).await?);
             handles.push((*r, readiness.register(r.name())));
         }
         let components = members.iter().map(|r| r.name().to_owned()).collect();
@@ -218,35 +218,64 @@ pub async fn run(
     tokio::spawn(become_ready(storage.clone(), handles, health));
     if signals {
         shutdown.listen_for_signals();
+        listen_for_reload(std::mem::take(&mut hooks.on_reload));
     }
     server.run(shutdown).await?;
-    for hook in on_shutdown {
+    for hook in hooks.on_shutdown {
         let _ = tokio::task::spawn_blocking(hook).await;
     }
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Work to finish after the listeners have drained (flushing WALs).
-type ShutdownHook = Box<dyn FnOnce() + Send>;
+/// What roles ask the process to do on SIGHUP and after the listeners
+/// have drained (flushing WALs).
+#[derive(Default)]
+struct Hooks {
+    on_reload: Vec<Box<dyn Fn() -> Result<(), String> + Send + Sync>>,
+    on_shutdown: Vec<Box<dyn FnOnce() + Send>>,
+}
 
 async fn role_router(
     role: Role,
     cfg: &PharosConfig,
     registry: &Registry,
-    on_shutdown: &mut Vec<ShutdownHook>,
+    hooks: &mut Hooks,
 ) -> anyhow::Result<Router> {
     Ok(match role {
         Role::MetricsServer => {
             let store = open_metrics_store(cfg).await?;
             let s = store.clone();
-            on_shutdown.push(Box::new(move || s.sync()));
+            hooks.on_shutdown.push(Box::new(move || s.sync()));
             store.spawn_maintenance(Duration::from_secs(60));
             let ingest = cfg
                 .metrics
                 .remote_write_receiver
                 .then(|| pharos_metrics::Ingest::new(store.clone(), &cfg.limits, registry));
-            pharos_metrics::router(pharos_metrics::MetricsApi { ingest })
+            let scraping =
+                pharos_metrics::Scraping::start(store.clone(), cfg.metrics.config_file.clone())
+                    .map_err(|e| anyhow::anyhow!("metrics.config_file: {e}"))?;
+            let sc = scraping.clone();
+            hooks.on_reload.push(Box::new(move || {
+                sc.reload().map_err(|e| format!("prometheus config: {e}"))
+            }));
+            let engine = pharos_promql::Engine::new(pharos_promql::EngineOptions {
+                timeout: cfg.limits.query_timeout.as_std(),
+                max_samples: if cfg.limits.max_query_samples == 0 {
+                    usize::MAX
+                } else {
+                    cfg.limits.max_query_samples as usize
+                },
+                ..Default::default()
+            });
+            let mut query = pharos_metrics::query_api::QueryApi::new(store.clone());
+            query.engine = Arc::new(engine);
+            query.config_yaml = Arc::new(cfg.to_masked_yaml());
+            pharos_metrics::router(pharos_metrics::MetricsApi {
+                ingest,
+                scraping: Some(scraping),
+                query: Some(query),
+            })
         }
         Role::LogIngester => pharos_logs::ingester_router(Default::default()),
         Role::LogQuerier => pharos_logs::querier_router(Default::default()),
@@ -257,9 +286,39 @@ async fn role_router(
         Role::AlertRouter => {
             let api = pharos_alerts::AlertsApi::from_config(&cfg.alerts).context("alert-router")?;
             api.register_metrics(registry);
+            let a = api.clone();
+            hooks.on_reload.push(Box::new(move || {
+                a.reload()
+                    .map(|_| ())
+                    .map_err(|e| format!("alertmanager config: {e}"))
+            }));
             pharos_alerts::router(api)
         }
     })
+}
+
+/// SIGHUP reloads every role's upstream config file (prometheus.yml,
+/// alertmanager.yml); a broken file keeps the running config and logs why.
+fn listen_for_reload(hooks: Vec<Box<dyn Fn() -> Result<(), String> + Send + Sync>>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::error!("cannot install the SIGHUP handler");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("received SIGHUP, reloading configuration");
+            for h in &hooks {
+                match h() {
+                    Ok(()) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "reload failed, keeping the running configuration")
+                    }
+                }
+            }
+        }
+    });
 }
 
 /// Opens (and replays) every tenant's TSDB under `metrics.local_path/tsdb`.

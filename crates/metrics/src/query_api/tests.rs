@@ -627,6 +627,40 @@ async fn dropped_request_cancels_query() {
     panic!("dropping the handler future did not cancel the query");
 }
 
+#[tokio::test]
+async fn cors_headers_follow_origin() {
+    let a = get(app(), "/api/v1/labels").await;
+    assert!(a.headers.get("access-control-allow-origin").is_none());
+    let req = |app: Router| {
+        send(
+            app,
+            Request::get("/api/v1/labels")
+                .header("Origin", "https://grafana.example")
+                .body(Body::empty())
+                .unwrap(),
+        )
+    };
+    let a = req(app()).await;
+    assert_eq!(a.headers["access-control-allow-origin"], "*");
+    assert_eq!(a.headers["vary"], "Origin");
+    let mut st = QueryApi::new(reader());
+    st.cors_origin = Some(Arc::new(
+        regex::Regex::new("^(?:https://grafana\\..*)$").unwrap(),
+    ));
+    let a = req(query_routes(st.clone())).await;
+    assert_eq!(
+        a.headers["access-control-allow-origin"],
+        "https://grafana.example"
+    );
+    st.cors_origin = Some(Arc::new(regex::Regex::new("^(?:https://other)$").unwrap()));
+    let a = req(query_routes(st)).await;
+    assert!(a.headers.get("access-control-allow-origin").is_none());
+    assert_eq!(
+        a.headers["access-control-allow-methods"],
+        "GET, POST, OPTIONS"
+    );
+}
+
 #[test]
 fn rfc3339_formatting() {
     assert_eq!(format_rfc3339_nano(UNIX_EPOCH), "1970-01-01T00:00:00Z");
