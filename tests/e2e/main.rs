@@ -4,6 +4,7 @@
 mod access;
 mod config_errors;
 mod remote_write;
+mod rules;
 mod scrape;
 mod startup;
 mod support;
