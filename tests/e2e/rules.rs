@@ -84,7 +84,11 @@ fn shipped_rule_tests_pass_under_promtool() {
         .arg(tmp.path().join("wrong.test.yml"))
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("91.0%") && text.contains("90.0%"), "{text}");
 }
