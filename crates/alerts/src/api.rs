@@ -17,10 +17,12 @@ use serde_json::{Value, json};
 
 use crate::LabelSet;
 use crate::config::{AlertsConfig, Config};
+use crate::dispatch::{Dispatcher, alert_order, labels_before};
 use crate::error::AlertsError;
 use crate::inhibit::Inhibitor;
 use crate::matchers::{Matcher, filter_matches, is_valid_label_name, parse_matcher};
 use crate::metrics::{AlertsMetrics, StateCollector, StateCounts};
+use crate::notify::{Notifiers, Sender, Templates};
 use crate::routing::RouteNode;
 use crate::silences::{Silence, SilenceError, SilenceMatcher, Silences, sort_for_listing};
 use crate::store::{Alert, AlertStore};
@@ -33,21 +35,42 @@ const ALERT_GC_INTERVAL_MS: Millis = 30 * 60 * 1000;
 const GO_ZERO_TIME_MS: Millis = -62_135_596_800_000;
 
 /// What one loaded `alertmanager.yml` gives: checked config, routing tree,
-/// inhibition rules and the masked text `/api/v2/status` shows.
+/// inhibition rules, the masked text `/api/v2/status` shows, and the
+/// notification senders with their templates.
 struct Runtime {
     config: Config,
     route: RouteNode,
     inhibitor: Inhibitor,
     shown: String,
+    notifiers: Notifiers,
 }
 
 impl Runtime {
-    fn new(config: Config) -> Self {
+    /// `base`: the directory relative template paths are read from.
+    fn new(config: Config, base: Option<&std::path::Path>) -> Result<Self, AlertsError> {
+        let templates = Templates::load(&config.templates, base)
+            .map_err(|e| AlertsError::Notify(e.to_string()))?;
+        let notifiers =
+            Notifiers::build(&config, &Arc::new(templates)).map_err(AlertsError::Notify)?;
+        Ok(Runtime {
+            route: RouteNode::new(config.root_route()),
+            inhibitor: Inhibitor::new(&config),
+            shown: config.to_masked_yaml(),
+            config,
+            notifiers,
+        })
+    }
+
+    /// Routing and muting without any sender, for when the senders cannot
+    /// be built: notifications then fail loudly instead of the role not
+    /// starting.
+    fn without_notifiers(config: Config) -> Self {
         Runtime {
             route: RouteNode::new(config.root_route()),
             inhibitor: Inhibitor::new(&config),
             shown: config.to_masked_yaml(),
             config,
+            notifiers: Notifiers::default(),
         }
     }
 }
@@ -60,6 +83,18 @@ struct Inner {
     started_ms: Millis,
     last_gc_ms: Mutex<Millis>,
     metrics: OnceLock<AlertsMetrics>,
+    dispatcher: Mutex<Dispatcher>,
+    /// Wakes the dispatcher task when alerts arrive or a flush completes.
+    wake: tokio::sync::Notify,
+    external_url: String,
+    /// Where snapshots go; `None` keeps everything in memory.
+    local_path: Option<PathBuf>,
+    retention: std::time::Duration,
+    maintenance_interval: std::time::Duration,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Serializes snapshot writers (the timer, `stop`, the task's exit).
+    snapshot_lock: Mutex<()>,
 }
 
 impl StateCounts for Inner {
@@ -80,6 +115,13 @@ impl StateCounts for Inner {
             })
             .count();
         (firing.len() - suppressed, suppressed)
+    }
+
+    fn aggregation_groups(&self) -> usize {
+        self.dispatcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     fn silence_states(&self) -> (usize, usize, usize) {
@@ -105,36 +147,249 @@ pub struct AlertsApi {
 
 impl Default for AlertsApi {
     /// No `alertmanager.yml`: [`Config::default`] (one route to a
-    /// receiver without integrations) and upstream's 120h retention.
+    /// receiver without integrations), upstream's 120h retention, nothing
+    /// persisted and no dispatcher task until [`AlertsApi::start`].
     fn default() -> Self {
-        Self::with_config(Config::default(), None, &AlertsConfig::default())
+        let config = Config::default();
+        let rt = Runtime::new(config.clone(), None)
+            .unwrap_or_else(|_| Runtime::without_notifiers(config));
+        Self::with_runtime(
+            rt,
+            None,
+            &AlertsConfig::default(),
+            None,
+            crate::driver::MAINTENANCE_INTERVAL,
+        )
     }
 }
 
+/// `--web.external-url`, or (as upstream, but with `localhost` where
+/// upstream asks the OS for the host name) the listen port on this host.
+fn external_url(cfg: &AlertsConfig) -> String {
+    if let Some(u) = &cfg.external_url {
+        return u.trim_end_matches('/').to_owned();
+    }
+    let port = cfg
+        .http_listen_address
+        .rsplit_once(':')
+        .map_or("9093", |(_, p)| p);
+    format!("http://localhost:{port}")
+}
+
 impl AlertsApi {
-    /// Loads `cfg.config_file` (the user's `alertmanager.yml`) if set.
+    /// Loads `cfg.config_file` (the user's `alertmanager.yml`) if set and
+    /// the snapshots under `cfg.local_path`. Inside a tokio runtime it also
+    /// starts the dispatcher task (see [`AlertsApi::start`]); call
+    /// [`AlertsApi::shutdown`] to stop it and write a final snapshot.
     pub fn from_config(cfg: &AlertsConfig) -> Result<Self, AlertsError> {
+        Self::from_config_with_maintenance(cfg, crate::driver::MAINTENANCE_INTERVAL)
+    }
+
+    /// Like [`AlertsApi::from_config`] with another interval between GC
+    /// and snapshot runs (upstream's `--data.maintenance-interval`), for
+    /// tests and operators who want a tighter bound on what a crash loses.
+    pub fn from_config_with_maintenance(
+        cfg: &AlertsConfig,
+        every: std::time::Duration,
+    ) -> Result<Self, AlertsError> {
         let config = match &cfg.config_file {
             Some(path) => Config::load_file(path)?,
             None => Config::default(),
         };
-        Ok(Self::with_config(config, cfg.config_file.clone(), cfg))
+        let base = cfg.config_file.as_deref().and_then(std::path::Path::parent);
+        let rt = Runtime::new(config, base)?;
+        let api = Self::with_runtime(
+            rt,
+            cfg.config_file.clone(),
+            cfg,
+            Some(cfg.local_path.clone()),
+            every.max(std::time::Duration::from_millis(10)),
+        );
+        api.restore();
+        api.start();
+        Ok(api)
     }
 
-    fn with_config(config: Config, file: Option<PathBuf>, cfg: &AlertsConfig) -> Self {
-        warn_unbuilt(&config);
+    fn with_runtime(
+        rt: Runtime,
+        file: Option<PathBuf>,
+        cfg: &AlertsConfig,
+        local_path: Option<PathBuf>,
+        maintenance_interval: std::time::Duration,
+    ) -> Self {
+        warn_unbuilt(&rt.config);
         let now = now_ms();
         AlertsApi {
             inner: Arc::new(Inner {
                 config_file: file,
-                runtime: RwLock::new(Arc::new(Runtime::new(config))),
+                runtime: RwLock::new(Arc::new(rt)),
                 alerts: AlertStore::new(),
                 silences: Silences::new(cfg.retention.as_std()),
                 started_ms: now,
                 last_gc_ms: Mutex::new(now),
                 metrics: OnceLock::new(),
+                dispatcher: Mutex::new(Dispatcher::new()),
+                wake: tokio::sync::Notify::new(),
+                external_url: external_url(cfg),
+                local_path,
+                retention: cfg.retention.as_std(),
+                maintenance_interval,
+                stop: tokio::sync::watch::channel(false).0,
+                task: Mutex::new(None),
+                snapshot_lock: Mutex::new(()),
             }),
         }
+    }
+
+    /// Loads the snapshots, if any; a broken snapshot is logged and
+    /// skipped rather than stopping the role.
+    fn restore(&self) {
+        let Some(dir) = &self.inner.local_path else {
+            return;
+        };
+        if let Err(e) = crate::persist::prepare(dir) {
+            tracing::error!(error = %e, "alert-router state will not be saved");
+            return;
+        }
+        match crate::persist::load(dir) {
+            Ok((sils, log)) => {
+                let s = self.inner.silences.restore(sils);
+                let l = self.lock_dispatcher().restore_log(log);
+                if s + l > 0 {
+                    tracing::info!(silences = s, nflog_entries = l, dir = %dir.display(), "state restored");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot restore alert-router state"),
+        }
+    }
+
+    /// Starts the dispatcher task on the current tokio runtime; returns
+    /// false outside a runtime, when it already runs or after a stop.
+    pub fn start(&self) -> bool {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        if *self.inner.stop.borrow() {
+            return false;
+        }
+        let mut task = self.inner.task.lock().unwrap_or_else(|p| p.into_inner());
+        if task.is_some() {
+            return false;
+        }
+        let stop = self.inner.stop.subscribe();
+        *task = Some(handle.spawn(crate::driver::run(self.clone(), stop)));
+        true
+    }
+
+    /// Stops the dispatcher task (abandoning sends in flight, which are
+    /// retried after a restart) and writes a final snapshot.
+    pub async fn shutdown(&self) {
+        // Stored even with no task listening, so a later start refuses.
+        self.inner.stop.send_replace(true);
+        let task = self
+            .inner
+            .task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match task {
+            Some(t) => {
+                let _ = t.await;
+            }
+            None => self.maintenance(),
+        }
+    }
+
+    /// The synchronous form of [`AlertsApi::shutdown`] for shutdown hooks
+    /// that cannot await: stops the dispatcher task and writes the final
+    /// snapshot before returning.
+    pub fn stop(&self) {
+        // Stored even with no task listening, so a later start refuses.
+        self.inner.stop.send_replace(true);
+        if let Some(t) = self
+            .inner
+            .task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            t.abort();
+        }
+        self.maintenance();
+    }
+
+    fn lock_dispatcher(&self) -> std::sync::MutexGuard<'_, Dispatcher> {
+        self.inner
+            .dispatcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn next_flush_at(&self) -> Option<Millis> {
+        self.lock_dispatcher().next_flush_at()
+    }
+
+    pub(crate) fn wake(&self) -> &tokio::sync::Notify {
+        &self.inner.wake
+    }
+
+    pub(crate) fn flush_due(&self, now: Millis) -> Vec<crate::dispatch::Flush> {
+        let view = FlushView {
+            api: self,
+            rt: self.runtime(),
+            all: self.inner.alerts.all(),
+            now,
+        };
+        self.lock_dispatcher().flush_due(now, &view)
+    }
+
+    pub(crate) fn complete(&self, flush: crate::dispatch::Flush, ok: &[bool]) {
+        // The log records when the notification went out, as upstream's
+        // nflog does, so repeat_interval counts from the actual send.
+        self.lock_dispatcher().complete_each(flush, ok, now_ms());
+        self.inner.wake.notify_one();
+    }
+
+    pub(crate) fn sender(&self, i: &crate::dispatch::Integration) -> Option<Arc<Sender>> {
+        self.runtime().notifiers.get(i)
+    }
+
+    pub(crate) fn metrics(&self) -> Option<AlertsMetrics> {
+        self.inner.metrics.get().cloned()
+    }
+
+    pub(crate) fn external_url(&self) -> String {
+        self.inner.external_url.clone()
+    }
+
+    pub(crate) fn maintenance_interval(&self) -> std::time::Duration {
+        self.inner.maintenance_interval
+    }
+
+    /// Upstream's maintenance: GC of alerts, silences and the log, then a
+    /// snapshot.
+    pub fn maintenance(&self) {
+        let now = now_ms();
+        self.gc(now);
+        self.lock_dispatcher().gc_log(now, self.inner.retention);
+        let Some(dir) = &self.inner.local_path else {
+            return;
+        };
+        let _one_writer = self
+            .inner
+            .snapshot_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let log = self.lock_dispatcher().log_entries();
+        match crate::persist::save(dir, self.inner.silences.all(), log) {
+            Ok(()) => tracing::debug!(dir = %dir.display(), "state snapshot written"),
+            Err(e) => tracing::error!(error = %e, "cannot write alert-router state snapshot"),
+        }
+    }
+
+    /// The dispatcher's aggregation groups now.
+    pub fn groups(&self) -> Vec<crate::dispatch::GroupView> {
+        self.lock_dispatcher().groups()
     }
 
     fn runtime(&self) -> Arc<Runtime> {
@@ -183,16 +438,38 @@ impl AlertsApi {
                 return Err(e.into());
             }
         };
-        warn_unbuilt(&config);
+        let rt = match Runtime::new(config, path.parent()) {
+            Ok(rt) => rt,
+            Err(e) => {
+                if let Some(m) = self.inner.metrics.get() {
+                    m.reload_ok.set(0.0);
+                }
+                return Err(e);
+            }
+        };
+        warn_unbuilt(&rt.config);
         if let Some(m) = self.inner.metrics.get() {
             m.reload_ok.set(1.0);
             m.reload_ok_at.set(now_ms() as f64 / 1000.0);
         }
+        let rt = Arc::new(rt);
         *self
             .inner
             .runtime
             .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::new(Runtime::new(config));
+            .unwrap_or_else(|p| p.into_inner()) = rt.clone();
+        // As upstream, a reload rebuilds the aggregation groups from the
+        // stored alerts; the notification log survives, so nothing that
+        // was already sent is sent again.
+        {
+            let now = now_ms();
+            let mut d = self.lock_dispatcher();
+            d.reset_groups();
+            for a in self.inner.alerts.all() {
+                d.process(&rt.route, &a, now);
+            }
+        }
+        self.inner.wake.notify_one();
         tracing::info!(file = %path.display(), "alertmanager configuration reloaded");
         Ok(())
     }
@@ -278,7 +555,16 @@ impl AlertsApi {
                 }
             }
         }
-        self.inner.alerts.put(valid, now);
+        let stored = self.inner.alerts.put(valid, now);
+        if !stored.is_empty() {
+            let rt = self.runtime();
+            let mut d = self.lock_dispatcher();
+            for a in &stored {
+                d.process(&rt.route, a, now);
+            }
+            drop(d);
+            self.inner.wake.notify_one();
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -302,36 +588,58 @@ impl AlertsApi {
 /// Parts of a valid `alertmanager.yml` that Pharos reads but does not act
 /// on yet: said loudly rather than ignored.
 fn warn_unbuilt(config: &Config) {
-    for r in config.receivers.iter().filter(|r| r.has_integrations()) {
-        tracing::warn!(
-            receiver = %r.name,
-            "notification integrations are not implemented yet in pharos: alerts routed to this receiver are not sent"
-        );
-    }
-    if !config.templates.is_empty() {
-        tracing::warn!("templates are not implemented yet in pharos and are not read");
-    }
-    if !config.time_intervals.is_empty() || !config.mute_time_intervals.is_empty() {
-        tracing::warn!("time intervals are parsed but not applied yet in pharos");
+    for r in &config.receivers {
+        for i in crate::dispatch::integrations(r) {
+            if !matches!(
+                i.kind,
+                "webhook"
+                    | "email"
+                    | "slack"
+                    | "discord"
+                    | "pagerduty"
+                    | "opsgenie"
+                    | "webex"
+                    | "telegram"
+            ) {
+                tracing::warn!(
+                    receiver = %r.name,
+                    integration = i.kind,
+                    "this notification integration is not implemented yet in pharos: its notifications fail"
+                );
+            }
+        }
     }
 }
 
-/// What the dispatcher asks of the live state when a group is flushed.
-impl crate::dispatch::FlushContext for AlertsApi {
+/// What the dispatcher asks of the live state when groups are flushed:
+/// one view of the alerts, config and clock for the whole flush, so
+/// muting is not recomputed from a fresh copy of the store per alert.
+struct FlushView<'a> {
+    api: &'a AlertsApi,
+    rt: Arc<Runtime>,
+    all: Vec<Alert>,
+    now: Millis,
+}
+
+impl crate::dispatch::FlushContext for FlushView<'_> {
     fn muted(&self, alert: &Alert) -> bool {
-        let now = now_ms();
-        if !self.inner.silences.mutes(&alert.labels, now).is_empty() {
+        if !self
+            .api
+            .inner
+            .silences
+            .mutes(&alert.labels, self.now)
+            .is_empty()
+        {
             return true;
         }
-        let all = self.inner.alerts.all();
-        self.runtime()
+        self.rt
             .inhibitor
-            .inhibited_by(&alert.labels, &all, now)
+            .inhibited_by(&alert.labels, &self.all, self.now)
             .is_some()
     }
 
     fn integrations(&self, receiver: &str) -> Vec<crate::dispatch::Integration> {
-        self.runtime()
+        self.rt
             .config
             .receivers
             .iter()
@@ -341,7 +649,7 @@ impl crate::dispatch::FlushContext for AlertsApi {
     }
 
     fn time_muted(&self, mute: &[String], active: &[String], now: Millis) -> bool {
-        self.runtime().config.time_muted(mute, active, now)
+        self.rt.config.time_muted(mute, active, now)
     }
 }
 
@@ -665,8 +973,8 @@ fn alert_json(a: &Alert, st: &AlertStatus, receivers: &[&str]) -> Value {
         "startsAt": format_ms(a.starts_at),
         "status": {
             "inhibitedBy": st.inhibited_by,
-            // Muting by time intervals happens in the dispatcher, which
-            // does not feed this API yet.
+            // Time-interval muting is applied by the dispatcher at flush
+            // time and, as in Alertmanager 0.25, not reported per alert.
             "mutedBy": [],
             "silencedBy": st.silenced_by,
             "state": st.state(),
@@ -754,42 +1062,6 @@ async fn post_alerts(tenant: Tenant, State(api): State<AlertsApi>, body: Bytes) 
     }
 }
 
-/// Upstream's `LabelSet.Before`: shorter sets first, then by the first
-/// differing value in name order.
-fn labels_before(a: &LabelSet, b: &LabelSet) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
-    if a.len() != b.len() {
-        return a.len().cmp(&b.len());
-    }
-    let mut names: Vec<&String> = a.keys().chain(b.keys()).collect();
-    names.sort();
-    for n in names {
-        match (a.get(n), b.get(n)) {
-            (None, _) => return Ordering::Less,
-            (_, None) => return Ordering::Greater,
-            (Some(x), Some(y)) if x != y => return x.cmp(y),
-            _ => {}
-        }
-    }
-    Ordering::Equal
-}
-
-/// Upstream's alert order within a group: by `job`, then `instance`, then
-/// the whole label set.
-fn alert_order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
-    for key in ["job", "instance"] {
-        match (a.labels.get(key), b.labels.get(key)) {
-            (None, None) => continue,
-            (None, Some(_)) => return Ordering::Greater,
-            (Some(_), None) => return Ordering::Less,
-            (Some(x), Some(y)) if x != y => return x.cmp(y),
-            _ => {}
-        }
-    }
-    labels_before(&a.labels, &b.labels)
-}
-
 async fn get_groups(
     tenant: Tenant,
     State(api): State<AlertsApi>,
@@ -807,35 +1079,35 @@ async fn get_groups(
     api.maybe_gc(now);
     let rt = api.runtime();
     let all = api.inner.alerts.all();
-    // Groups are computed from the store on each call: the same keys the
-    // dispatcher aggregates by, without its timers.
-    let mut groups: std::collections::BTreeMap<(String, String), (LabelSet, Vec<&Alert>)> =
-        std::collections::BTreeMap::new();
+    // The dispatcher's aggregation groups, as upstream lists them: an
+    // alert leaves its group once its resolution was notified.
+    let views = api.groups();
+    let mut groups: Vec<(String, LabelSet, Vec<&Alert>)> = Vec::new();
     let mut receivers_of = std::collections::HashMap::new();
-    for a in &all {
-        let routes = rt.route.match_labels(&a.labels);
-        receivers_of.insert(
-            a.fingerprint(),
-            routes
-                .iter()
-                .map(|r| r.receiver.as_str())
-                .collect::<Vec<_>>(),
-        );
-        for r in routes {
-            if receiver
-                .as_ref()
-                .is_some_and(|re| !re.is_match(&r.receiver))
-            {
-                continue;
-            }
-            let entry = groups
-                .entry((r.group_key(&a.labels), r.receiver.clone()))
-                .or_insert_with(|| (r.group_labels(&a.labels), Vec::new()));
-            entry.1.push(a);
+    for g in &views {
+        if receiver
+            .as_ref()
+            .is_some_and(|re| !re.is_match(&g.receiver))
+        {
+            continue;
         }
+        for a in &g.alerts {
+            receivers_of.entry(a.fingerprint()).or_insert_with(|| {
+                rt.route
+                    .match_labels(&a.labels)
+                    .iter()
+                    .map(|r| r.receiver.as_str())
+                    .collect::<Vec<_>>()
+            });
+        }
+        groups.push((
+            g.receiver.clone(),
+            g.labels.clone(),
+            g.alerts.iter().collect(),
+        ));
     }
     let mut out: Vec<(LabelSet, String, Vec<Value>)> = Vec::new();
-    for ((_, rcv), (labels, mut alerts)) in groups {
+    for (rcv, labels, mut alerts) in groups {
         alerts.sort_by(|a, b| alert_order(a, b));
         let items: Vec<Value> = alerts
             .into_iter()

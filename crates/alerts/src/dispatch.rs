@@ -106,6 +106,45 @@ pub fn integrations(r: &Receiver) -> Vec<Integration> {
     out
 }
 
+/// Every integration kind a receiver may have, in upstream's order.
+pub const KINDS: [&str; 13] = [
+    "email",
+    "pagerduty",
+    "slack",
+    "webhook",
+    "opsgenie",
+    "wechat",
+    "pushover",
+    "victorops",
+    "sns",
+    "telegram",
+    "discord",
+    "webex",
+    "msteams",
+];
+
+/// One aggregation group as the API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupView {
+    pub group_key: String,
+    pub receiver: String,
+    pub labels: LabelSet,
+    pub alerts: Vec<Alert>,
+}
+
+/// One notification log entry as it is persisted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogRecord {
+    pub group_key: String,
+    pub receiver: String,
+    pub integration: String,
+    pub index: usize,
+    pub send_resolved: bool,
+    pub firing: Vec<u64>,
+    pub resolved: Vec<u64>,
+    pub at: Millis,
+}
+
 /// What the dispatcher needs from the rest of the role at flush time.
 pub trait FlushContext {
     /// Whether the alert is silenced or inhibited now.
@@ -140,6 +179,57 @@ pub struct Notification {
     resolved_fps: BTreeSet<u64>,
 }
 
+impl Notification {
+    /// Firing and (when sent) resolved alerts together, in upstream's
+    /// order within a group.
+    pub fn alerts(&self) -> Vec<Alert> {
+        let mut v: Vec<Alert> = self
+            .firing
+            .iter()
+            .chain(self.resolved.iter())
+            .cloned()
+            .collect();
+        v.sort_by(alert_order);
+        v
+    }
+}
+
+/// Upstream's `LabelSet.Before`: shorter sets first, then by the first
+/// differing value in name order.
+pub fn labels_before(a: &LabelSet, b: &LabelSet) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    if a.len() != b.len() {
+        return a.len().cmp(&b.len());
+    }
+    let mut names: Vec<&String> = a.keys().chain(b.keys()).collect();
+    names.sort();
+    for n in names {
+        match (a.get(n), b.get(n)) {
+            (None, _) => return Ordering::Less,
+            (_, None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x != y => return x.cmp(y),
+            _ => {}
+        }
+    }
+    Ordering::Equal
+}
+
+/// Upstream's alert order within a group: by `job`, then `instance`, then
+/// the whole label set.
+pub fn alert_order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    for key in ["job", "instance"] {
+        match (a.labels.get(key), b.labels.get(key)) {
+            (None, None) => continue,
+            (None, Some(_)) => return Ordering::Greater,
+            (Some(_), None) => return Ordering::Less,
+            (Some(x), Some(y)) if x != y => return x.cmp(y),
+            _ => {}
+        }
+    }
+    labels_before(&a.labels, &b.labels)
+}
+
 /// A group that came due, with the notifications the log lets through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flush {
@@ -147,6 +237,11 @@ pub struct Flush {
     pub receiver: String,
     pub group_labels: LabelSet,
     pub notifications: Vec<Notification>,
+    /// The group's interval: the flush's notifications have until about
+    /// then to get through.
+    pub group_interval: std::time::Duration,
+    /// When the flush happened.
+    pub at: Millis,
     /// The alerts as flushed, to drop resolved ones that did not change.
     sent: BTreeMap<u64, Alert>,
 }
@@ -301,6 +396,10 @@ impl Dispatcher {
                 receiver: group.receiver.clone(),
                 group_labels: group.labels.clone(),
                 notifications,
+                group_interval: std::time::Duration::from_millis(
+                    u64::try_from(group.group_interval).unwrap_or(0),
+                ),
+                at: now,
                 sent,
             });
         }
@@ -312,14 +411,21 @@ impl Dispatcher {
     /// since the flush leave the group (and an empty group goes); on
     /// failure everything stays for the next interval.
     pub fn complete(&mut self, flush: Flush, success: bool, now: Millis) {
-        let Some(group) = self.groups.get_mut(&flush.group_key) else {
-            return;
-        };
-        group.in_flight = false;
-        if !success {
-            return;
-        }
-        for n in flush.notifications {
+        let ok = vec![success; flush.notifications.len()];
+        self.complete_each(flush, &ok, now);
+    }
+
+    /// Records the outcome of each notification of a flush (`ok[i]` for
+    /// `flush.notifications[i]`, missing entries count as failed). Each
+    /// integration's log entry is written only after its own successful
+    /// send, as upstream's per-integration pipelines do; resolved alerts
+    /// leave the group only when every integration succeeded.
+    pub fn complete_each(&mut self, flush: Flush, ok: &[bool], now: Millis) {
+        let all_ok = (0..flush.notifications.len()).all(|i| ok.get(i).copied().unwrap_or(false));
+        for (i, n) in flush.notifications.into_iter().enumerate() {
+            if !ok.get(i).copied().unwrap_or(false) {
+                continue;
+            }
             self.log.insert(
                 (flush.group_key.clone(), n.integration),
                 LogEntry {
@@ -329,14 +435,101 @@ impl Dispatcher {
                 },
             );
         }
+        let Some(group) = self.groups.get_mut(&flush.group_key) else {
+            return;
+        };
+        group.in_flight = false;
+        if !all_ok {
+            return;
+        }
+        // Only what was resolved when the flush was made was told as
+        // resolved; `now` is when the sends finished.
         for (fp, a) in &flush.sent {
-            if a.resolved_at(now) && group.alerts.get(fp) == Some(a) {
+            if a.resolved_at(flush.at) && group.alerts.get(fp) == Some(a) {
                 group.alerts.remove(fp);
             }
         }
         if group.alerts.is_empty() {
             self.groups.remove(&flush.group_key);
         }
+    }
+
+    /// Drops every aggregation group but keeps the log: what upstream does
+    /// on a config reload, after which the caller feeds the stored alerts
+    /// again. A flush in flight completes into nothing.
+    pub fn reset_groups(&mut self) {
+        self.groups.clear();
+    }
+
+    /// The aggregation groups as they are now, sorted by group key, for
+    /// `/api/v2/alerts/groups`.
+    pub fn groups(&self) -> Vec<GroupView> {
+        let mut v: Vec<GroupView> = self
+            .groups
+            .iter()
+            .map(|(k, g)| GroupView {
+                group_key: k.clone(),
+                receiver: g.receiver.clone(),
+                labels: g.labels.clone(),
+                alerts: g.alerts.values().cloned().collect(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.group_key.cmp(&b.group_key));
+        v
+    }
+
+    /// The notification log, for a snapshot.
+    pub fn log_entries(&self) -> Vec<LogRecord> {
+        let mut v: Vec<LogRecord> = self
+            .log
+            .iter()
+            .map(|((key, i), e)| LogRecord {
+                group_key: key.clone(),
+                receiver: i.receiver.clone(),
+                integration: i.kind.to_owned(),
+                index: i.index,
+                send_resolved: i.send_resolved,
+                firing: e.firing.iter().copied().collect(),
+                resolved: e.resolved.iter().copied().collect(),
+                at: e.at,
+            })
+            .collect();
+        v.sort_by(|a, b| {
+            (&a.group_key, &a.receiver, &a.integration, a.index).cmp(&(
+                &b.group_key,
+                &b.receiver,
+                &b.integration,
+                b.index,
+            ))
+        });
+        v
+    }
+
+    /// Restores log entries from a snapshot; entries naming an
+    /// integration kind this build does not know are skipped.
+    pub fn restore_log(&mut self, records: Vec<LogRecord>) -> usize {
+        let mut n = 0;
+        for r in records {
+            let Some(kind) = KINDS.iter().copied().find(|k| *k == r.integration) else {
+                continue;
+            };
+            let integration = Integration {
+                receiver: r.receiver,
+                kind,
+                index: r.index,
+                send_resolved: r.send_resolved,
+            };
+            self.log.insert(
+                (r.group_key, integration),
+                LogEntry {
+                    firing: r.firing.into_iter().collect(),
+                    resolved: r.resolved.into_iter().collect(),
+                    at: r.at,
+                },
+            );
+            n += 1;
+        }
+        n
     }
 
     /// Forgets log entries older than `retention`.
@@ -551,6 +744,75 @@ mod tests {
         c.muted.clear();
         let f = d.flush_due(900 * S, &c);
         assert_eq!(f[0].notifications.len(), 1, "log untouched while muted");
+    }
+
+    struct Two;
+
+    impl FlushContext for Two {
+        fn muted(&self, _: &Alert) -> bool {
+            false
+        }
+        fn time_muted(&self, _: &[String], _: &[String], _: Millis) -> bool {
+            false
+        }
+        fn integrations(&self, receiver: &str) -> Vec<Integration> {
+            (0..2)
+                .map(|index| Integration {
+                    receiver: receiver.into(),
+                    kind: "webhook",
+                    index,
+                    send_resolved: true,
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn each_integration_logs_only_its_own_success_and_the_log_round_trips() {
+        let t = tree();
+        let mut d = Dispatcher::new();
+        let t0 = 1_000_000 * S;
+        let idx = |f: &Flush| -> Vec<usize> {
+            f.notifications
+                .iter()
+                .map(|n| n.integration.index)
+                .collect()
+        };
+        d.process(&t, &alert("A", t0 - 600 * S, t0 + 3600 * S), t0);
+        let mut f = d.flush_due(t0, &Two);
+        assert_eq!(idx(&f[0]), [0, 1]);
+        d.complete_each(f.remove(0), &[true, false], t0);
+        // Integration 1 failed: only it is told again, until it succeeds.
+        let t1 = t0 + 300 * S;
+        let mut f = d.flush_due(t1, &Two);
+        assert_eq!(idx(&f[0]), [1]);
+        d.complete_each(f.remove(0), &[false], t1);
+        let t2 = t1 + 300 * S;
+        let mut f = d.flush_due(t2, &Two);
+        assert_eq!(idx(&f[0]), [1]);
+        d.complete_each(f.remove(0), &[true], t2);
+        let saved = d.log_entries();
+        assert_eq!(saved.len(), 2);
+        let mut restored = Dispatcher::new();
+        assert_eq!(restored.restore_log(saved.clone()), 2);
+        assert_eq!(restored.log_entries(), saved);
+        let mut unknown = saved[0].clone();
+        unknown.integration = "carrier-pigeon".into();
+        assert_eq!(Dispatcher::new().restore_log(vec![unknown]), 0);
+        // A resolves; integration 1 fails to say so: A stays in the group
+        // and only integration 1 is told again.
+        let t3 = t2 + 300 * S;
+        d.process(&t, &alert("A", t0 - 600 * S, t3 - S), t3 - S);
+        let mut f = d.flush_due(t3, &Two);
+        assert_eq!(idx(&f[0]), [0, 1]);
+        assert_eq!(names(&f[0].notifications[0].resolved), ["A"]);
+        d.complete_each(f.remove(0), &[true, false], t3);
+        assert_eq!(d.groups()[0].alerts.len(), 1);
+        let t4 = t3 + 300 * S;
+        let mut f = d.flush_due(t4, &Two);
+        assert_eq!(idx(&f[0]), [1]);
+        d.complete_each(f.remove(0), &[true], t4);
+        assert!(d.is_empty(), "resolved and told everywhere: group gone");
     }
 
     #[test]

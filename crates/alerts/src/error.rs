@@ -16,6 +16,9 @@ pub enum AlertsError {
     /// No such silence.
     #[error("silence not found")]
     SilenceNotFound,
+    /// Templates or notification senders cannot be set up from the config.
+    #[error("{0}")]
+    Notify(String),
     /// Upstream answers these with 500 (e.g. expiring an expired silence).
     #[error("{0}")]
     Internal(String),
@@ -24,7 +27,7 @@ pub enum AlertsError {
 impl Classify for AlertsError {
     fn class(&self) -> ErrorClass {
         match self {
-            Self::Config(_) | Self::BadRequest(_) => ErrorClass::BadRequest,
+            Self::Config(_) | Self::BadRequest(_) | Self::Notify(_) => ErrorClass::BadRequest,
             Self::SilenceNotFound => ErrorClass::NotFound,
             Self::Internal(_) => ErrorClass::Internal,
         }

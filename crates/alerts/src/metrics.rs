@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::sync::Weak;
 
 use pharos_server::metrics::Collect;
-use pharos_server::{Counter, CounterVec, Gauge, Registry};
+use pharos_server::{Counter, CounterVec, Gauge, HistogramVec, Registry};
 
 /// Counters updated as requests arrive.
 #[derive(Clone)]
@@ -13,6 +13,11 @@ pub struct AlertsMetrics {
     pub(crate) invalid: Counter,
     pub(crate) reload_ok: Gauge,
     pub(crate) reload_ok_at: Gauge,
+    pub(crate) notifications: CounterVec,
+    pub(crate) notifications_failed: CounterVec,
+    pub(crate) requests: CounterVec,
+    pub(crate) requests_failed: CounterVec,
+    pub(crate) latency: HistogramVec,
 }
 
 impl AlertsMetrics {
@@ -38,7 +43,46 @@ impl AlertsMetrics {
                 "alertmanager_config_last_reload_success_timestamp_seconds",
                 "Timestamp of the last successful configuration reload.",
             ),
+            notifications: registry.counter_vec(
+                "alertmanager_notifications_total",
+                "The total number of attempted notifications.",
+                &["integration"],
+            ),
+            notifications_failed: registry.counter_vec(
+                "alertmanager_notifications_failed_total",
+                "The total number of failed notifications.",
+                &["integration"],
+            ),
+            requests: registry.counter_vec(
+                "alertmanager_notification_requests_total",
+                "The total number of attempted notification requests.",
+                &["integration"],
+            ),
+            requests_failed: registry.counter_vec(
+                "alertmanager_notification_requests_failed_total",
+                "The total number of failed notification requests.",
+                &["integration"],
+            ),
+            latency: registry.histogram_vec(
+                "alertmanager_notification_latency_seconds",
+                "The latency of notifications in seconds.",
+                &["integration"],
+                &[1.0, 5.0, 10.0, 15.0, 20.0],
+            ),
         }
+        .with_integrations()
+    }
+
+    /// Upstream exports every integration's series from the start, at 0.
+    fn with_integrations(self) -> Self {
+        for kind in crate::dispatch::KINDS {
+            let _ = self.notifications.with(&[kind]);
+            let _ = self.notifications_failed.with(&[kind]);
+            let _ = self.requests.with(&[kind]);
+            let _ = self.requests_failed.with(&[kind]);
+            let _ = self.latency.with(&[kind]);
+        }
+        self
     }
 
     pub(crate) fn received(&self, firing: bool) {
@@ -56,6 +100,8 @@ pub(crate) trait StateCounts: Send + Sync {
     fn alert_states(&self) -> (usize, usize);
     /// (active, pending, expired) silences.
     fn silence_states(&self) -> (usize, usize, usize);
+    /// Aggregation groups in the dispatcher.
+    fn aggregation_groups(&self) -> usize;
 }
 
 impl Collect for StateCollector {
@@ -72,6 +118,11 @@ impl Collect for StateCollector {
         let _ = write!(
             out,
             "# HELP alertmanager_silences How many silences by state.\n# TYPE alertmanager_silences gauge\nalertmanager_silences{{state=\"active\"}} {a}\nalertmanager_silences{{state=\"expired\"}} {e}\nalertmanager_silences{{state=\"pending\"}} {p}\n"
+        );
+        let g = state.aggregation_groups();
+        let _ = write!(
+            out,
+            "# HELP alertmanager_dispatcher_aggregation_groups Number of active aggregation groups\n# TYPE alertmanager_dispatcher_aggregation_groups gauge\nalertmanager_dispatcher_aggregation_groups {g}\n"
         );
     }
 }

@@ -10,7 +10,7 @@ use crate::matchers::{MatchOp, Matcher, is_valid_label_name};
 use crate::time::Millis;
 
 /// A silence matcher as the API carries it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SilenceMatcher {
     pub name: String,
     pub value: String,
@@ -42,7 +42,7 @@ impl SilenceMatcher {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Silence {
     /// Empty when creating.
     pub id: String,
@@ -237,6 +237,32 @@ impl Silences {
             }
         }
         Self::store(map, sil, now)
+    }
+
+    /// Puts back silences from a snapshot as they were (ids and times
+    /// kept); invalid ones are skipped with a warning. Returns how many
+    /// were restored.
+    pub fn restore(&self, sils: Vec<Silence>) -> usize {
+        let mut map = self.lock();
+        let mut n = 0;
+        for sil in sils {
+            match validate(&sil) {
+                Ok(matchers) => {
+                    map.insert(
+                        sil.id.clone(),
+                        Stored {
+                            silence: sil,
+                            matchers,
+                        },
+                    );
+                    n += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(id = %sil.id, error = %e, "skipping invalid silence in snapshot")
+                }
+            }
+        }
+        n
     }
 
     /// Ends a silence now.

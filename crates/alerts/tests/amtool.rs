@@ -77,8 +77,10 @@ async fn amtool_drives_alerts_and_silences() {
     if !have_amtool() {
         return;
     }
+    let data = tempfile::tempdir().unwrap();
     let api = AlertsApi::from_config(&AlertsConfig {
         config_file: Some(testdata("alertmanager.yml")),
+        local_path: data.path().to_owned(),
         ..AlertsConfig::default()
     })
     .unwrap();

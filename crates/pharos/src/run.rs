@@ -286,6 +286,8 @@ async fn role_router(
         Role::AlertRouter => {
             let api = pharos_alerts::AlertsApi::from_config(&cfg.alerts).context("alert-router")?;
             api.register_metrics(registry);
+            let s = api.clone();
+            hooks.on_shutdown.push(Box::new(move || s.stop()));
             let a = api.clone();
             hooks.on_reload.push(Box::new(move || {
                 a.reload()

@@ -23,6 +23,8 @@ fn api_with(yaml: &str) -> (AlertsApi, tempfile::TempDir) {
     std::fs::write(&path, yaml).unwrap();
     let cfg = AlertsConfig {
         config_file: Some(path),
+        // Never the default ./data: snapshots would leak between tests.
+        local_path: dir.path().join("data"),
         ..AlertsConfig::default()
     };
     (AlertsApi::from_config(&cfg).unwrap(), dir)
