@@ -32,12 +32,19 @@ pub fn router(state: MetricsApi) -> Router {
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready));
     r = match state.ingest.clone() {
-        Some(ing) => r.route(
-            "/api/v1/write",
-            post(crate::ingest::write)
-                .with_state(ing)
-                .layer(DefaultBodyLimit::max(MAX_WRITE_BODY)),
-        ),
+        Some(ing) => r
+            .route(
+                "/api/v1/write",
+                post(crate::ingest::write)
+                    .with_state(ing.clone())
+                    .layer(DefaultBodyLimit::max(MAX_WRITE_BODY)),
+            )
+            .route(
+                "/api/v1/otlp/v1/metrics",
+                post(crate::otlp::write)
+                    .with_state(ing)
+                    .layer(DefaultBodyLimit::max(MAX_WRITE_BODY)),
+            ),
         // Prometheus' answer when the receiver is off
         None => r.route(
             "/api/v1/write",

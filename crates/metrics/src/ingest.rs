@@ -18,7 +18,7 @@ use pharos_core::{RateLimiter, TenantId};
 use pharos_model::{Labels, Sample};
 use pharos_server::{ApiError, CounterVec, ErrorFormat, Registry, Tenant};
 
-use crate::remote_write::{Metadata, Protocol, decode, decompress};
+use crate::remote_write::{Metadata, Protocol, WriteBatch, decode, decompress};
 
 /// Where accepted samples go: the TSDB of each tenant.
 pub trait SampleSink: Send + Sync + 'static {
@@ -135,14 +135,45 @@ pub async fn write(
             return text_error(e.class(), e.to_string());
         }
     };
+    let (mut resp, written) = store(&ing, &tenant, batch, version).await;
+    if protocol == Protocol::V2 {
+        let h = resp.headers_mut();
+        let n = |v: usize| {
+            HeaderValue::from_str(&v.to_string()).unwrap_or(HeaderValue::from_static("0"))
+        };
+        h.insert("X-Prometheus-Remote-Write-Samples-Written", n(written));
+        h.insert("X-Prometheus-Remote-Write-Histograms-Written", n(0));
+        h.insert("X-Prometheus-Remote-Write-Exemplars-Written", n(0));
+    }
+    resp
+}
+
+/// Rate limit, per-series limits, then the sink: 204, or the first reason
+/// something was refused (the rest is stored). Shared by every write
+/// protocol.
+pub async fn store_batch(
+    ing: &Ingest,
+    Tenant(tenant): Tenant,
+    batch: WriteBatch,
+    version: &str,
+) -> Response {
+    store(ing, &tenant, batch, version).await.0
+}
+
+async fn store(
+    ing: &Ingest,
+    tenant: &TenantId,
+    batch: WriteBatch,
+    version: &str,
+) -> (Response, usize) {
     let total = batch.samples();
     ing.received.with(&[version]).add(total as f64);
-    if let Err(e) = ing.rate.try_acquire(&tenant, total as u64) {
+    if let Err(e) = ing.rate.try_acquire(tenant, total as u64) {
         ing.discarded.with(&["rate_limited"]).add(total as f64);
-        return text_error(ErrorClass::TooManyRequests, e.to_string());
+        return (text_error(ErrorClass::TooManyRequests, e.to_string()), 0);
     }
     if !batch.metadata.is_empty() {
-        ing.sink.set_metadata(&tenant, &batch.metadata);
+        ing.sink.set_metadata(tenant, &batch.metadata);
     }
 
     let now_ms = SystemTime::now()
@@ -178,8 +209,13 @@ pub async fn write(
     let t = tenant.clone();
     let outcome = match tokio::task::spawn_blocking(move || sink.append(&t, accepted)).await {
         Ok(Ok(o)) => o,
-        Ok(Err(e)) => return text_error(e.class(), e.to_string()),
-        Err(e) => return text_error(ErrorClass::Internal, format!("append task failed: {e}")),
+        Ok(Err(e)) => return (text_error(e.class(), e.to_string()), 0),
+        Err(e) => {
+            return (
+                text_error(ErrorClass::Internal, format!("append task failed: {e}")),
+                0,
+            );
+        }
     };
     if !outcome.rejected.is_empty() {
         ing.discarded
@@ -187,7 +223,7 @@ pub async fn write(
             .add(outcome.rejected.len() as f64);
     }
     rejected.extend(outcome.rejected);
-    let mut resp = match rejected.first() {
+    let resp = match rejected.first() {
         None => StatusCode::NO_CONTENT.into_response(),
         Some(first) => {
             let more = rejected.len() - 1;
@@ -199,19 +235,7 @@ pub async fn write(
             text_error(ErrorClass::BadRequest, msg)
         }
     };
-    if protocol == Protocol::V2 {
-        let h = resp.headers_mut();
-        let n = |v: usize| {
-            HeaderValue::from_str(&v.to_string()).unwrap_or(HeaderValue::from_static("0"))
-        };
-        h.insert(
-            "X-Prometheus-Remote-Write-Samples-Written",
-            n(outcome.samples_written),
-        );
-        h.insert("X-Prometheus-Remote-Write-Histograms-Written", n(0));
-        h.insert("X-Prometheus-Remote-Write-Exemplars-Written", n(0));
-    }
-    resp
+    (resp, outcome.samples_written)
 }
 
 fn check_labels(l: &IngestLimits, labels: &Labels) -> Result<(), (&'static str, String)> {

@@ -6,6 +6,7 @@ pub mod api;
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod otlp;
 pub mod query_api;
 pub mod reader;
 pub mod remote_write;
