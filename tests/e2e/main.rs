@@ -3,6 +3,8 @@
 
 mod access;
 mod config_errors;
+mod durability;
+mod otlp;
 mod remote_write;
 mod rules;
 mod scrape;
