@@ -20,6 +20,8 @@ pub struct MetricsApi {
     pub scraping: Option<Scraping>,
     /// The query API (PromQL, series, labels, metadata, status, federate).
     pub query: Option<QueryApi>,
+    /// Recording and alerting rules.
+    pub rules: Option<crate::rules::Rules>,
 }
 
 /// Remote write bodies are snappy-compressed protobuf; Prometheus sends at
@@ -64,17 +66,51 @@ pub fn router(state: MetricsApi) -> Router {
                     "/api/v1/targets/metadata",
                     get(crate::scraping::targets_metadata),
                 )
-                .route(
-                    "/-/reload",
-                    post(crate::scraping::reload).put(crate::scraping::reload),
-                )
                 .with_state(sc),
         );
+    }
+    if let Some(rules) = state.rules.clone() {
+        r = r.merge(
+            Router::new()
+                .route("/api/v1/rules", get(crate::rules::rules_api))
+                .route("/api/v1/alerts", get(crate::rules::alerts_api))
+                .with_state(rules),
+        );
+    }
+    if state.scraping.is_some() || state.rules.is_some() {
+        let st = (state.scraping.clone(), state.rules.clone());
+        r = r.route("/-/reload", post(reload).put(reload).with_state(st));
     }
     if let Some(q) = state.query.clone() {
         r = r.merge(query_routes(q));
     }
     unbuilt_routes(r, &["/api/v1/{*rest}"], ErrorFormat::Prometheus)
+}
+
+/// `POST /-/reload`: prometheus.yml's scrape configs, then its rules and
+/// Alertmanagers. On error the running configuration stays (500 + why).
+async fn reload(
+    axum::extract::State((scraping, rules)): axum::extract::State<(
+        Option<Scraping>,
+        Option<crate::rules::Rules>,
+    )>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut result = Ok(());
+    if let Some(s) = &scraping {
+        result = s.reload();
+    }
+    if let (Ok(()), Some(r)) = (&result, &rules) {
+        result = r.reload().await;
+    }
+    match result {
+        Ok(()) => (http::StatusCode::OK, "").into_response(),
+        Err(e) => (
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        )
+            .into_response(),
+    }
 }
 
 /// Prometheus' envelope. No `features` field: Grafana reads its presence as

@@ -10,6 +10,7 @@ pub mod otlp;
 pub mod query_api;
 pub mod reader;
 pub mod remote_write;
+pub mod rules;
 pub mod scraping;
 pub mod store;
 

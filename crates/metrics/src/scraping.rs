@@ -236,17 +236,6 @@ fn split_matcher(s: &str) -> Option<(String, pharos_model::MatchOp, String)> {
     Some((name, op, value))
 }
 
-pub async fn reload(State(s): State<Scraping>) -> Response {
-    match s.reload() {
-        Ok(()) => (http::StatusCode::OK, "").into_response(),
-        Err(e) => (
-            http::StatusCode::INTERNAL_SERVER_ERROR,
-            format!("failed to reload config: {e}\n"),
-        )
-            .into_response(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

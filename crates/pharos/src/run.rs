@@ -259,7 +259,7 @@ async fn role_router(
             hooks.on_reload.push(Box::new(move || {
                 sc.reload().map_err(|e| format!("prometheus config: {e}"))
             }));
-            let engine = pharos_promql::Engine::new(pharos_promql::EngineOptions {
+            let engine = Arc::new(pharos_promql::Engine::new(pharos_promql::EngineOptions {
                 timeout: cfg.limits.query_timeout.as_std(),
                 max_samples: if cfg.limits.max_query_samples == 0 {
                     usize::MAX
@@ -267,14 +267,43 @@ async fn role_router(
                     cfg.limits.max_query_samples as usize
                 },
                 ..Default::default()
-            });
+            }));
             let mut query = pharos_metrics::query_api::QueryApi::new(store.clone());
-            query.engine = Arc::new(engine);
+            query.engine = engine.clone();
             query.config_yaml = Arc::new(cfg.to_masked_yaml());
+            let external_url = cfg.metrics.external_url.clone().unwrap_or_else(|| {
+                let port = cfg
+                    .metrics
+                    .http_listen_address
+                    .rsplit(':')
+                    .next()
+                    .unwrap_or("9090");
+                format!("http://localhost:{port}")
+            });
+            let rules = pharos_metrics::rules::Rules::start(
+                store.clone(),
+                engine,
+                cfg.metrics.config_file.clone(),
+                external_url,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("rules: {e}"))?;
+            let rules_metrics = pharos_metrics::rules::RulesMetrics::default();
+            rules_metrics.spawn_refresh(rules.clone(), Duration::from_secs(5));
+            registry.register(Arc::new(rules_metrics));
+            let rl = rules.clone();
+            let handle = tokio::runtime::Handle::current();
+            hooks.on_reload.push(Box::new(move || {
+                let rl = rl.clone();
+                handle
+                    .block_on(async move { rl.reload().await })
+                    .map_err(|e| format!("rules: {e}"))
+            }));
             pharos_metrics::router(pharos_metrics::MetricsApi {
                 ingest,
                 scraping: Some(scraping),
                 query: Some(query),
+                rules: Some(rules),
             })
         }
         Role::LogIngester => pharos_logs::ingester_router(Default::default()),

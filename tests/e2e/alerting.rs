@@ -1,0 +1,218 @@
+//! Rules in metrics-server fire on scraped node-exporter data and reach
+//! both alert-router and a real Alertmanager 0.25 with the same labels and
+//! annotations; changing the rule resolves them in both.
+
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+const RULE: &str = r#"groups:
+  - name: node
+    interval: 1s
+    rules:
+      - alert: HighCPUUsage
+        expr: 100 - (avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[1m])) * 100) > THRESHOLD
+        for: 3s
+        labels:
+          severity: warning
+        annotations:
+          summary: "High CPU usage on {{ $labels.instance }}"
+          description: "CPU usage is above THRESHOLD%"
+"#;
+
+async fn get_json(c: &reqwest::Client, url: &str) -> serde_json::Value {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+async fn wait_for<F: Fn(&serde_json::Value) -> bool>(
+    c: &reqwest::Client,
+    url: &str,
+    what: &str,
+    f: F,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let v = get_json(c, url).await;
+        if f(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: {v:#}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Labels and annotations of the active alerts an Alertmanager API lists.
+fn am_alerts(v: &serde_json::Value) -> Vec<(serde_json::Value, serde_json::Value)> {
+    let mut out: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["labels"].clone(), a["annotations"].clone()))
+        .collect();
+    out.sort_by_key(|x| x.0.to_string());
+    out
+}
+
+#[tokio::test]
+async fn alert_fires_reaches_both_alertmanagers_and_resolves() {
+    let (Some(exporter), Some(am)) = (
+        which("prometheus-node-exporter"),
+        which("prometheus-alertmanager"),
+    ) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "node-exporter/alertmanager not installed in CI"
+        );
+        eprintln!("SKIPPING: node-exporter or alertmanager missing");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ne_port = free_port();
+    let mut ne = std::process::Command::new(exporter)
+        .arg(format!("--web.listen-address=127.0.0.1:{ne_port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let am_port = free_port();
+    let am_yml = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &am_yml,
+        "route:\n  receiver: none\nreceivers:\n  - name: none\n",
+    )
+    .unwrap();
+    let mut real_am = std::process::Command::new(am)
+        .arg(format!("--config.file={}", am_yml.display()))
+        .arg(format!(
+            "--storage.path={}",
+            dir.path().join("am").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let ports = Ports::new();
+    let rules = dir.path().join("cpu.rules.yml");
+    std::fs::write(&rules, RULE.replace("THRESHOLD", "-1")).unwrap();
+    let prom_yml = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &prom_yml,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - cpu.rules.yml\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{}', '127.0.0.1:{am_port}']\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{ne_port}']\n",
+            ports.alerts
+        ),
+    )
+    .unwrap();
+    let yaml = config_yaml(&ports, dir.path(), "").replace(
+        "metrics:\n",
+        &format!("metrics:\n  config_file: {}\n", prom_yml.display()),
+    );
+    let cfg = dir.path().join("pharos.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
+    let mut p = Proc::start(
+        "pharos",
+        &[
+            "--config.file",
+            cfg.to_str().unwrap(),
+            "-target=metrics-server,alert-router",
+        ],
+        dir.path(),
+    );
+    wait_ready(
+        &mut p,
+        &format!("http://127.0.0.1:{}/ready", ports.metrics),
+        Duration::from_secs(20),
+    )
+    .await;
+    wait_ready(
+        &mut p,
+        &format!("http://127.0.0.1:{}/ready", ports.alerts),
+        Duration::from_secs(20),
+    )
+    .await;
+    let c = client();
+    let prom_alerts = format!("http://127.0.0.1:{}/api/v1/alerts", ports.metrics);
+
+    // pending first, then firing
+    wait_for(&c, &prom_alerts, "pending", |v| {
+        v["data"]["alerts"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["state"] == "pending"))
+    })
+    .await;
+    wait_for(&c, &prom_alerts, "firing", |v| {
+        v["data"]["alerts"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["state"] == "firing"))
+    })
+    .await;
+    let rules_api = get_json(
+        &c,
+        &format!("http://127.0.0.1:{}/api/v1/rules?type=alert", ports.metrics),
+    )
+    .await;
+    assert_eq!(
+        rules_api["data"]["groups"][0]["rules"][0]["health"], "ok",
+        "{rules_api}"
+    );
+
+    // both Alertmanagers hold the same alert
+    let ours_url = format!("http://127.0.0.1:{}/api/v2/alerts", ports.alerts);
+    let theirs_url = format!("http://127.0.0.1:{am_port}/api/v2/alerts");
+    let ours = wait_for(&c, &ours_url, "alert-router got the alert", |v| {
+        v.as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    let theirs = wait_for(&c, &theirs_url, "alertmanager got the alert", |v| {
+        v.as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    assert_eq!(am_alerts(&ours), am_alerts(&theirs));
+    let (labels, annotations) = &am_alerts(&ours)[0];
+    assert_eq!(labels["alertname"], "HighCPUUsage");
+    assert_eq!(labels["instance"], format!("127.0.0.1:{ne_port}"));
+    assert_eq!(labels["severity"], "warning");
+    assert_eq!(
+        annotations["summary"],
+        format!("High CPU usage on 127.0.0.1:{ne_port}")
+    );
+    // ALERTS series are written
+    let v = get_json(
+        &c,
+        &format!("http://127.0.0.1:{}/api/v1/query?query=ALERTS%7Balertname%3D%22HighCPUUsage%22%2Calertstate%3D%22firing%22%7D", ports.metrics),
+    )
+    .await;
+    assert_eq!(v["data"]["result"].as_array().map(Vec::len), Some(1), "{v}");
+
+    // the condition clears: both see the alert resolved
+    std::fs::write(&rules, RULE.replace("THRESHOLD", "1000")).unwrap();
+    let r = c
+        .post(format!("http://127.0.0.1:{}/-/reload", ports.metrics))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    wait_for(&c, &prom_alerts, "no alert in metrics-server", |v| {
+        v["data"]["alerts"].as_array().is_some_and(|a| a.is_empty())
+    })
+    .await;
+    wait_for(&c, &ours_url, "resolved in alert-router", |v| {
+        v.as_array().is_some_and(|a| a.is_empty())
+    })
+    .await;
+    wait_for(&c, &theirs_url, "resolved in alertmanager", |v| {
+        v.as_array().is_some_and(|a| a.is_empty())
+    })
+    .await;
+
+    p.signal("TERM");
+    let (status, _) = p.wait_exit(Duration::from_secs(15));
+    let _ = ne.kill();
+    let _ = real_am.kill();
+    let _ = ne.wait();
+    let _ = real_am.wait();
+    assert!(status.success());
+}
