@@ -111,6 +111,21 @@ pub enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Check files, as `promtool check rules FILE...` does.
+    #[command(subcommand)]
+    Check(Checkable),
+    /// Run unit tests, as `promtool test rules FILE...` does.
+    #[command(subcommand)]
+    Test(Checkable),
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Checkable {
+    /// Prometheus rule files (check) or promtool rule unit-test files (test).
+    Rules {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 impl Args {

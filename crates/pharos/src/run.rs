@@ -30,8 +30,12 @@ pub fn main_for(fixed: Option<Role>) -> ExitCode {
             };
         }
     };
-    if let Some(crate::cli::Command::PromqlTest { files }) = &args.command {
-        return promql_test(files);
+    use crate::cli::{Checkable, Command};
+    match &args.command {
+        Some(Command::PromqlTest { files }) => return promql_test(files),
+        Some(Command::Check(Checkable::Rules { files })) => return check_rules(files),
+        Some(Command::Test(Checkable::Rules { files })) => return test_rules(files),
+        None => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -75,6 +79,35 @@ fn promql_test(files: &[PathBuf]) -> ExitCode {
     }
     println!("{passed} passed, {failed} failed");
     if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `check rules FILE...`: promtool's output and exit status.
+fn check_rules(files: &[PathBuf]) -> ExitCode {
+    let (results, ok) = match pharos_rules::unittest::check_rules(files) {
+        Ok(r) => (r, true),
+        Err(r) => (r, false),
+    };
+    for r in results {
+        print!("{}", r.render());
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `test rules FILE...`: promtool's unit-test output and exit status.
+fn test_rules(files: &[PathBuf]) -> ExitCode {
+    let (results, code) = pharos_rules::unittest::test_rules(files);
+    for r in results {
+        print!("{}", r.render());
+    }
+    if code == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
