@@ -216,3 +216,81 @@ async fn alert_fires_reaches_both_alertmanagers_and_resolves() {
     let _ = real_am.wait();
     assert!(status.success());
 }
+
+/// `alert-router --config.file=alertmanager.yml` with Alertmanager's own
+/// flags, then amtool reads its config and routing tree.
+#[tokio::test]
+async fn alert_router_takes_alertmanager_flags_and_amtool_reads_it() {
+    let Some(amtool) = which("amtool") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "amtool not installed in CI"
+        );
+        eprintln!("SKIPPING: no amtool");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let am_yml = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &am_yml,
+        "route:\n  receiver: team\n  routes:\n    - receiver: pager\n      matchers: ['severity=\"critical\"']\nreceivers:\n  - name: team\n  - name: pager\n",
+    )
+    .unwrap();
+    let (port, grpc) = (free_port(), free_port());
+    let mut p = Proc::start(
+        "alert-router",
+        &[
+            &format!("--config.file={}", am_yml.display()),
+            &format!("--storage.path={}", dir.path().join("data").display()),
+            &format!("--web.listen-address=127.0.0.1:{port}"),
+            "--cluster.listen-address=",
+            &format!("--server.grpc-listen-port={grpc}"),
+            &format!(
+                "--storage.filesystem.path={}",
+                dir.path().join("objects").display()
+            ),
+        ],
+        dir.path(),
+    );
+    wait_ready(
+        &mut p,
+        &format!("http://127.0.0.1:{port}/ready"),
+        Duration::from_secs(20),
+    )
+    .await;
+    let url = format!("--alertmanager.url=http://127.0.0.1:{port}");
+    let out = std::process::Command::new(&amtool)
+        .args([
+            url.as_str(),
+            "config",
+            "routes",
+            "test",
+            "severity=critical",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.trim(), "pager");
+    let out = std::process::Command::new(&amtool)
+        .args([url.as_str(), "config", "routes", "show"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("receiver: team") && text.contains("receiver: pager"),
+        "{text}"
+    );
+    p.signal("TERM");
+    let (status, _) = p.wait_exit(Duration::from_secs(10));
+    assert!(status.success());
+}

@@ -178,3 +178,47 @@ async fn node_exporter_via_file_sd_follows_edits() {
     let _ = ne.wait();
     assert!(status.success());
 }
+
+/// `metrics-server --config.file=prometheus.yml`, as a Prometheus compose
+/// command or systemd unit passes it, scrapes what the file says.
+#[tokio::test]
+async fn metrics_server_accepts_a_prometheus_yml_as_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let prom_yml = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &prom_yml,
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"),
+    )
+    .unwrap();
+    let grpc = free_port();
+    let mut p = Proc::start(
+        "metrics-server",
+        &[
+            &format!("--config.file={}", prom_yml.display()),
+            &format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()),
+            &format!("--web.listen-address=127.0.0.1:{port}"),
+            &format!("--server.grpc-listen-port={grpc}"),
+            &format!(
+                "--storage.filesystem.path={}",
+                dir.path().join("objects").display()
+            ),
+            "--web.enable-lifecycle",
+        ],
+        dir.path(),
+    );
+    wait_ready(
+        &mut p,
+        &format!("http://127.0.0.1:{port}/ready"),
+        Duration::from_secs(20),
+    )
+    .await;
+    let c = client();
+    wait_targets(&c, port, "self-scrape up", |t| {
+        active(t) == vec![(format!("127.0.0.1:{port}"), "up".to_string())]
+    })
+    .await;
+    p.signal("TERM");
+    let (status, _) = p.wait_exit(Duration::from_secs(10));
+    assert!(status.success());
+}

@@ -128,7 +128,21 @@ pub fn load_config(args: &Args, primary: Option<Role>) -> anyhow::Result<PharosC
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("config error: cannot read {}", path.display()))?;
             let file = path.display().to_string();
-            (load_str::<PharosConfig>(&text, &file, &lookup)?, file)
+            match upstream_file_kind(&text, primary) {
+                // `prometheus --config.file=prometheus.yml` and
+                // `alertmanager --config.file=alertmanager.yml` keep working
+                Some(Role::MetricsServer) => {
+                    let mut cfg = PharosConfig::default();
+                    cfg.metrics.config_file = Some(path.clone());
+                    (cfg, file)
+                }
+                Some(_) => {
+                    let mut cfg = PharosConfig::default();
+                    cfg.alerts.config_file = Some(path.clone());
+                    (cfg, file)
+                }
+                None => (load_str::<PharosConfig>(&text, &file, &lookup)?, file),
+            }
         }
         None => (PharosConfig::default(), "<defaults>".to_owned()),
     };
@@ -142,6 +156,57 @@ pub fn load_config(args: &Args, primary: Option<Role>) -> anyhow::Result<PharosC
         return Err(pharos_config::ConfigError::invalid(&file, None, key, message).into());
     }
     Ok(cfg)
+}
+
+/// For metrics-server and alert-router: whether `--config.file` names the
+/// user's prometheus.yml or alertmanager.yml rather than a Pharos file,
+/// judged by its top-level keys.
+fn upstream_file_kind(text: &str, primary: Option<Role>) -> Option<Role> {
+    const OURS: &[&str] = &[
+        "server", "auth", "storage", "cluster", "limits", "metrics", "logs", "traces", "alerts",
+    ];
+    let doc: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
+    let keys: Vec<&str> = doc
+        .as_mapping()?
+        .keys()
+        .filter_map(|k| k.as_str())
+        .collect();
+    if keys.is_empty() || keys.iter().any(|k| OURS.contains(k)) {
+        return None;
+    }
+    let prometheus = [
+        "scrape_configs",
+        "rule_files",
+        "alerting",
+        "remote_write",
+        "remote_read",
+        "storage_config",
+    ];
+    let alertmanager = [
+        "route",
+        "receivers",
+        "inhibit_rules",
+        "templates",
+        "time_intervals",
+        "mute_time_intervals",
+    ];
+    match primary {
+        Some(Role::MetricsServer)
+            if keys
+                .iter()
+                .any(|k| prometheus.contains(k) || *k == "global") =>
+        {
+            Some(Role::MetricsServer)
+        }
+        Some(Role::AlertRouter)
+            if keys
+                .iter()
+                .any(|k| alertmanager.contains(k) || *k == "global") =>
+        {
+            Some(Role::AlertRouter)
+        }
+        _ => None,
+    }
 }
 
 pub async fn run(

@@ -58,8 +58,12 @@ pub struct OAuth2 {
     pub endpoint_params: BTreeMap<String, String>,
     pub tls_config: TlsConfig,
     pub proxy_url: String,
+    // newer than the prometheus/common amtool 0.25 decodes: written only when set
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub no_proxy: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub proxy_from_environment: bool,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub proxy_connect_header: BTreeMap<String, Vec<Secret>>,
 }
 
@@ -76,8 +80,12 @@ pub struct HttpClientConfig {
     pub follow_redirects: bool,
     pub enable_http2: bool,
     pub proxy_url: String,
+    // newer than the prometheus/common amtool 0.25 decodes: written only when set
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub no_proxy: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub proxy_from_environment: bool,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub proxy_connect_header: BTreeMap<String, Vec<Secret>>,
 }
 
