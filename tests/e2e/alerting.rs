@@ -294,3 +294,110 @@ async fn alert_router_takes_alertmanager_flags_and_amtool_reads_it() {
     let (status, _) = p.wait_exit(Duration::from_secs(10));
     assert!(status.success());
 }
+
+/// A pending alert's `for` timer survives a restart: after it the alert is
+/// pending with the same `activeAt` instead of starting over.
+#[tokio::test]
+async fn pending_for_state_is_restored_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = Ports::new();
+    let rules = dir.path().join("up.rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: SelfUp\n        expr: up{job=\"self\"} == 1\n        for: 20m\n",
+    )
+    .unwrap();
+    let prom_yml = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &prom_yml,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [up.rules.yml]\nscrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+            ports.metrics
+        ),
+    )
+    .unwrap();
+    let yaml = config_yaml(&ports, dir.path(), "").replace(
+        "metrics:\n",
+        &format!("metrics:\n  config_file: {}\n", prom_yml.display()),
+    );
+    let cfg = dir.path().join("pharos.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
+    let c = client();
+    let alerts = format!("http://127.0.0.1:{}/api/v1/alerts", ports.metrics);
+    let active_at = |v: &serde_json::Value| -> Option<String> {
+        v["data"]["alerts"]
+            .as_array()?
+            .iter()
+            .find(|a| a["state"] == "pending")
+            .and_then(|a| a["activeAt"].as_str().map(str::to_owned))
+    };
+
+    let mut p = Proc::start(
+        "metrics-server",
+        &["--config.file", cfg.to_str().unwrap()],
+        dir.path(),
+    );
+    wait_ready(
+        &mut p,
+        &format!("http://127.0.0.1:{}/ready", ports.metrics),
+        Duration::from_secs(20),
+    )
+    .await;
+    let v = wait_for(&c, &alerts, "pending before restart", |v| {
+        active_at(v).is_some()
+    })
+    .await;
+    let before = active_at(&v).unwrap();
+    // stay pending long enough that the restored timer is clearly older
+    // than the restart
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    p.signal("TERM");
+    let (status, _) = p.wait_exit(Duration::from_secs(15));
+    assert!(status.success());
+
+    let restarted = secs_of_day_now();
+    let mut p = Proc::start(
+        "metrics-server",
+        &["--config.file", cfg.to_str().unwrap()],
+        dir.path(),
+    );
+    wait_ready(
+        &mut p,
+        &format!("http://127.0.0.1:{}/ready", ports.metrics),
+        Duration::from_secs(20),
+    )
+    .await;
+    // Prometheus' RestoreForState: the time pending before the restart
+    // counts, the outage does not, so activeAt lands before the restart
+    // (without restoring it would be after it). Restoration happens once
+    // the rule has been evaluated after start.
+    let pending_before = rfc3339_secs_of_day(&before);
+    let v = wait_for(&c, &alerts, "pending with the restored timer", |v| {
+        active_at(v).is_some_and(|a| rfc3339_secs_of_day(&a) < restarted - 3.0)
+    })
+    .await;
+    let restored = rfc3339_secs_of_day(&active_at(&v).unwrap());
+    assert!(restored >= pending_before, "{restored} < {pending_before}");
+    p.signal("TERM");
+    let (status, _) = p.wait_exit(Duration::from_secs(15));
+    assert!(status.success());
+}
+
+/// Seconds since UTC midnight of an RFC3339 timestamp (the test runs well
+/// within one day).
+fn rfc3339_secs_of_day(s: &str) -> f64 {
+    let time = s.split('T').nth(1).unwrap().trim_end_matches('Z');
+    let mut parts = time.split(':');
+    let h: f64 = parts.next().unwrap().parse().unwrap();
+    let m: f64 = parts.next().unwrap().parse().unwrap();
+    let sec: f64 = parts.next().unwrap().parse().unwrap();
+    h * 3600.0 + m * 60.0 + sec
+}
+
+fn secs_of_day_now() -> f64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    now % 86_400.0
+}

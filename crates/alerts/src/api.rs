@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::LabelSet;
+use crate::cluster::{Cluster, ClusterSettings, SharedState, StateMsg};
 use crate::config::{AlertsConfig, Config};
 use crate::dispatch::{Dispatcher, alert_order, labels_before};
 use crate::error::AlertsError;
@@ -95,6 +96,31 @@ struct Inner {
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Serializes snapshot writers (the timer, `stop`, the task's exit).
     snapshot_lock: Mutex<()>,
+    /// HA gossip, when peers are configured.
+    cluster: OnceLock<Arc<Cluster>>,
+}
+
+impl SharedState for Inner {
+    fn merge(&self, msg: StateMsg) {
+        let s = self.silences.merge(msg.silences);
+        let l = self
+            .dispatcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .merge_log(msg.nflog);
+        tracing::debug!(silences = s, nflog_entries = l, "merged state from peer");
+    }
+
+    fn full_state(&self) -> StateMsg {
+        StateMsg {
+            silences: self.silences.all(),
+            nflog: self
+                .dispatcher
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .log_entries(),
+        }
+    }
 }
 
 impl StateCounts for Inner {
@@ -122,6 +148,13 @@ impl StateCounts for Inner {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .len()
+    }
+
+    fn cluster_text(&self, out: &mut String) {
+        match self.cluster.get() {
+            Some(c) => c.metrics_text(out),
+            None => out.push_str("# HELP alertmanager_cluster_enabled Indicates whether the clustering is enabled or not.\n# TYPE alertmanager_cluster_enabled gauge\nalertmanager_cluster_enabled 0\n"),
+        }
     }
 
     fn silence_states(&self) -> (usize, usize, usize) {
@@ -207,7 +240,38 @@ impl AlertsApi {
         );
         api.restore();
         api.start();
+        // Without peers a replica is a cluster of one, which behaves as no
+        // cluster at all; not binding the default gossip port then keeps
+        // several single instances on one host from colliding.
+        if !cfg.cluster_listen_address.is_empty() && !cfg.peers.is_empty() {
+            api.start_cluster(&ClusterSettings {
+                listen: cfg.cluster_listen_address.clone(),
+                peers: cfg.peers.clone(),
+                peer_timeout: cfg.peer_timeout.as_std(),
+            })?;
+        }
         Ok(api)
+    }
+
+    /// Starts HA gossip with these settings (see [`crate::cluster`]).
+    pub fn start_cluster(&self, settings: &ClusterSettings) -> Result<(), AlertsError> {
+        if self.inner.cluster.get().is_some() {
+            return Ok(());
+        }
+        let weak: std::sync::Weak<dyn SharedState> = {
+            let strong: Arc<dyn SharedState> = self.inner.clone();
+            Arc::downgrade(&strong)
+        };
+        let c = Cluster::start(settings, weak)?;
+        if let Err(c) = self.inner.cluster.set(c) {
+            c.stop();
+        }
+        Ok(())
+    }
+
+    /// The HA cluster peer, when gossip runs.
+    pub fn cluster(&self) -> Option<Arc<Cluster>> {
+        self.inner.cluster.get().cloned()
     }
 
     fn with_runtime(
@@ -237,6 +301,7 @@ impl AlertsApi {
                 stop: tokio::sync::watch::channel(false).0,
                 task: Mutex::new(None),
                 snapshot_lock: Mutex::new(()),
+                cluster: OnceLock::new(),
             }),
         }
     }
@@ -286,6 +351,9 @@ impl AlertsApi {
     pub async fn shutdown(&self) {
         // Stored even with no task listening, so a later start refuses.
         self.inner.stop.send_replace(true);
+        if let Some(c) = self.cluster() {
+            c.shutdown().await;
+        }
         let task = self
             .inner
             .task
@@ -306,6 +374,9 @@ impl AlertsApi {
     pub fn stop(&self) {
         // Stored even with no task listening, so a later start refuses.
         self.inner.stop.send_replace(true);
+        if let Some(c) = self.cluster() {
+            c.stop();
+        }
         if let Some(t) = self
             .inner
             .task
@@ -346,8 +417,34 @@ impl AlertsApi {
     pub(crate) fn complete(&self, flush: crate::dispatch::Flush, ok: &[bool]) {
         // The log records when the notification went out, as upstream's
         // nflog does, so repeat_interval counts from the actual send.
-        self.lock_dispatcher().complete_each(flush, ok, now_ms());
+        let written = self.lock_dispatcher().complete_each(flush, ok, now_ms());
         self.inner.wake.notify_one();
+        if let Some(c) = self.cluster() {
+            c.broadcast(StateMsg {
+                silences: Vec::new(),
+                nflog: written,
+            });
+        }
+    }
+
+    /// Drops the notifications of `flush` that a peer sent meanwhile.
+    pub(crate) fn recheck(&self, flush: &mut crate::dispatch::Flush) {
+        self.lock_dispatcher().recheck(flush, now_ms());
+    }
+
+    /// Tells the peers about these silences as they are now.
+    fn gossip_silences(&self, ids: &[&str]) {
+        let Some(c) = self.cluster() else {
+            return;
+        };
+        let silences = ids
+            .iter()
+            .filter_map(|id| self.inner.silences.get(id))
+            .collect();
+        c.broadcast(StateMsg {
+            silences,
+            nflog: Vec::new(),
+        });
     }
 
     pub(crate) fn sender(&self, i: &crate::dispatch::Integration) -> Option<Arc<Sender>> {
@@ -1281,8 +1378,14 @@ async fn post_silences(tenant: Tenant, State(api): State<AlertsApi>, body: Bytes
     if sil.ends_at < now {
         return bad("Failed to create silence: end time can't be in the past").into_response();
     }
+    let previous = sil.id.clone();
     match api.inner.silences.set(sil, now) {
-        Ok(id) => Json(json!({"silenceID": id})).into_response(),
+        Ok(id) => {
+            // An update that had to replace the silence also expired the
+            // old one: both changed.
+            api.gossip_silences(&[&previous, &id]);
+            Json(json!({"silenceID": id})).into_response()
+        }
         Err(SilenceError::NotFound) => {
             ApiError::from_error(ErrorFormat::JsonString, &AlertsError::SilenceNotFound)
                 .into_response()
@@ -1326,7 +1429,10 @@ async fn delete_silence(
         return r.into_response();
     }
     match api.inner.silences.expire(&id, now_ms()) {
-        Ok(()) => StatusCode::OK.into_response(),
+        Ok(()) => {
+            api.gossip_silences(&[&id]);
+            StatusCode::OK.into_response()
+        }
         Err(SilenceError::NotFound) => StatusCode::NOT_FOUND.into_response(),
         Err(e) => ApiError::new(ErrorFormat::JsonString, ErrorClass::Internal, e.to_string())
             .into_response(),
@@ -1339,7 +1445,10 @@ async fn get_status(tenant: Tenant, State(api): State<AlertsApi>) -> Response {
     }
     let b = pharos_core::BuildInfo::current();
     Json(json!({
-        "cluster": {"peers": [], "status": "disabled"},
+        "cluster": api.cluster().map_or_else(
+            || json!({"peers": [], "status": "disabled"}),
+            |c| c.status_json(),
+        ),
         "config": {"original": api.runtime().shown},
         "uptime": format_ms(api.inner.started_ms),
         "versionInfo": {

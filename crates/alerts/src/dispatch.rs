@@ -242,6 +242,8 @@ pub struct Flush {
     pub group_interval: std::time::Duration,
     /// When the flush happened.
     pub at: Millis,
+    /// The group's repeat interval, to judge the log again after a wait.
+    repeat: Millis,
     /// The alerts as flushed, to drop resolved ones that did not change.
     sent: BTreeMap<u64, Alert>,
 }
@@ -400,6 +402,7 @@ impl Dispatcher {
                     u64::try_from(group.group_interval).unwrap_or(0),
                 ),
                 at: now,
+                repeat,
                 sent,
             });
         }
@@ -410,9 +413,9 @@ impl Dispatcher {
     /// each integration was told and resolved alerts that did not change
     /// since the flush leave the group (and an empty group goes); on
     /// failure everything stays for the next interval.
-    pub fn complete(&mut self, flush: Flush, success: bool, now: Millis) {
+    pub fn complete(&mut self, flush: Flush, success: bool, now: Millis) -> Vec<LogRecord> {
         let ok = vec![success; flush.notifications.len()];
-        self.complete_each(flush, &ok, now);
+        self.complete_each(flush, &ok, now)
     }
 
     /// Records the outcome of each notification of a flush (`ok[i]` for
@@ -420,12 +423,25 @@ impl Dispatcher {
     /// integration's log entry is written only after its own successful
     /// send, as upstream's per-integration pipelines do; resolved alerts
     /// leave the group only when every integration succeeded.
-    pub fn complete_each(&mut self, flush: Flush, ok: &[bool], now: Millis) {
+    ///
+    /// Returns the log entries written, for the cluster peers.
+    pub fn complete_each(&mut self, flush: Flush, ok: &[bool], now: Millis) -> Vec<LogRecord> {
         let all_ok = (0..flush.notifications.len()).all(|i| ok.get(i).copied().unwrap_or(false));
+        let mut written = Vec::new();
         for (i, n) in flush.notifications.into_iter().enumerate() {
             if !ok.get(i).copied().unwrap_or(false) {
                 continue;
             }
+            written.push(LogRecord {
+                group_key: flush.group_key.clone(),
+                receiver: n.integration.receiver.clone(),
+                integration: n.integration.kind.to_owned(),
+                index: n.integration.index,
+                send_resolved: n.integration.send_resolved,
+                firing: n.firing_fps.iter().copied().collect(),
+                resolved: n.resolved_fps.iter().copied().collect(),
+                at: now,
+            });
             self.log.insert(
                 (flush.group_key.clone(), n.integration),
                 LogEntry {
@@ -436,11 +452,11 @@ impl Dispatcher {
             );
         }
         let Some(group) = self.groups.get_mut(&flush.group_key) else {
-            return;
+            return written;
         };
         group.in_flight = false;
         if !all_ok {
-            return;
+            return written;
         }
         // Only what was resolved when the flush was made was told as
         // resolved; `now` is when the sends finished.
@@ -452,6 +468,60 @@ impl Dispatcher {
         if group.alerts.is_empty() {
             self.groups.remove(&flush.group_key);
         }
+        written
+    }
+
+    /// Judges a flush's notifications again against the log as it is now
+    /// and drops those a peer already sent (upstream's `DedupStage` runs
+    /// after the HA wait). Dropped ones count as done: nothing is logged
+    /// for them here because the peer's entry is already in the log.
+    pub fn recheck(&self, flush: &mut Flush, now: Millis) {
+        let repeat = flush.repeat;
+        let key = flush.group_key.clone();
+        flush.notifications.retain(|n| {
+            let entry = self.log.get(&(key.clone(), n.integration.clone()));
+            needs_update(
+                entry,
+                &n.firing_fps,
+                &n.resolved_fps,
+                n.integration.send_resolved,
+                repeat,
+                now,
+            )
+        });
+    }
+
+    /// Merges log entries a peer wrote: the newest entry per group and
+    /// integration wins. Returns how many changed the log.
+    pub fn merge_log(&mut self, records: Vec<LogRecord>) -> usize {
+        let mut n = 0;
+        for r in records {
+            let Some(kind) = KINDS.iter().copied().find(|k| *k == r.integration) else {
+                continue;
+            };
+            let key = (
+                r.group_key,
+                Integration {
+                    receiver: r.receiver,
+                    kind,
+                    index: r.index,
+                    send_resolved: r.send_resolved,
+                },
+            );
+            if self.log.get(&key).is_some_and(|e| e.at >= r.at) {
+                continue;
+            }
+            self.log.insert(
+                key,
+                LogEntry {
+                    firing: r.firing.into_iter().collect(),
+                    resolved: r.resolved.into_iter().collect(),
+                    at: r.at,
+                },
+            );
+            n += 1;
+        }
+        n
     }
 
     /// Drops every aggregation group but keeps the log: what upstream does
@@ -813,6 +883,44 @@ mod tests {
         assert_eq!(idx(&f[0]), [1]);
         d.complete_each(f.remove(0), &[true], t4);
         assert!(d.is_empty(), "resolved and told everywhere: group gone");
+    }
+
+    #[test]
+    fn peer_log_entries_merge_newest_and_stop_a_waiting_flush() {
+        let (t, c) = (tree(), ctx());
+        let t0 = 1_000_000 * S;
+        let a = alert("A", t0 - 600 * S, t0 + 3600 * S);
+        // Two replicas with the same group flush at the same time.
+        let (mut first, mut second) = (Dispatcher::new(), Dispatcher::new());
+        first.process(&t, &a, t0);
+        second.process(&t, &a, t0);
+        let mut f1 = first.flush_due(t0, &c);
+        let mut f2 = second.flush_due(t0, &c);
+        assert_eq!(f2[0].notifications.len(), 1);
+        // The first sends and tells the second while it waits.
+        let written = first.complete(f1.remove(0), true, t0 + S);
+        assert_eq!(written.len(), 1);
+        assert_eq!(written[0].firing, [a.fingerprint()]);
+        assert_eq!(second.merge_log(written.clone()), 1);
+        assert_eq!(second.merge_log(written.clone()), 0, "same entry again");
+        let mut older = written[0].clone();
+        older.at -= 10 * S;
+        older.firing.clear();
+        assert_eq!(second.merge_log(vec![older]), 0, "older entry loses");
+        let mut unknown = written[0].clone();
+        unknown.integration = "carrier-pigeon".into();
+        unknown.at += S;
+        assert_eq!(second.merge_log(vec![unknown]), 0);
+        second.recheck(&mut f2[0], t0 + 2 * S);
+        assert!(f2[0].notifications.is_empty(), "the peer already sent it");
+        let nothing = second.complete(f2.remove(0), true, t0 + 2 * S);
+        assert!(nothing.is_empty());
+        // A new alert in the group is not covered by the peer's entry.
+        let b = alert("B", t0 + 5 * S, t0 + 3600 * S);
+        second.process(&t, &b, t0 + 5 * S);
+        let mut f = second.flush_due(t0 + 300 * S, &c);
+        second.recheck(&mut f[0], t0 + 301 * S);
+        assert_eq!(names(&f[0].notifications[0].firing), ["A", "B"]);
     }
 
     #[test]

@@ -65,8 +65,23 @@ pub(crate) async fn run(api: AlertsApi, mut stop: watch::Receiver<bool>) {
     tracing::debug!("dispatcher stopped");
 }
 
+/// Longest wait for the cluster to settle before a flush sends anyway.
+const SETTLE_LIMIT: Duration = Duration::from_secs(10);
+
 /// Sends every notification of a flush concurrently and reports back.
-async fn deliver(api: AlertsApi, flush: Flush) {
+/// In a cluster it first waits its turn (upstream's gossip settle and
+/// wait stages) and drops what a peer sent meanwhile.
+async fn deliver(api: AlertsApi, mut flush: Flush) {
+    if let Some(c) = api.cluster() {
+        c.wait_ready(SETTLE_LIMIT).await;
+        let position = u32::try_from(c.position()).unwrap_or(u32::MAX);
+        let wait = c.peer_timeout().saturating_mul(position);
+        if !wait.is_zero() {
+            tracing::debug!(group_key = %flush.group_key, position, ?wait, "waiting for peers to notify first");
+            tokio::time::sleep(wait).await;
+        }
+        api.recheck(&mut flush);
+    }
     let deadline = Instant::now() + flush_timeout(flush.group_interval);
     let external_url = api.external_url();
     let mut set = JoinSet::new();

@@ -19,6 +19,9 @@ pub enum AlertsError {
     /// Templates or notification senders cannot be set up from the config.
     #[error("{0}")]
     Notify(String),
+    /// The HA gossip cannot start (e.g. its port is taken).
+    #[error("{0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// Upstream answers these with 500 (e.g. expiring an expired silence).
     #[error("{0}")]
     Internal(String),
@@ -29,7 +32,7 @@ impl Classify for AlertsError {
         match self {
             Self::Config(_) | Self::BadRequest(_) | Self::Notify(_) => ErrorClass::BadRequest,
             Self::SilenceNotFound => ErrorClass::NotFound,
-            Self::Internal(_) => ErrorClass::Internal,
+            Self::Internal(_) | Self::Cluster(_) => ErrorClass::Internal,
         }
     }
 }

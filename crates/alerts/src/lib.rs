@@ -5,9 +5,11 @@
 //! `config` route tree; `silences` and `inhibit` decide what is muted;
 //! `dispatch` aggregates alerts into groups and keeps the notification
 //! log, driven by a task (`driver`) that sends through `notify`'s
-//! integrations; `persist` snapshots silences and the log to disk.
+//! integrations; `persist` snapshots silences and the log to disk;
+//! `cluster` shares silences and the log between HA replicas.
 
 pub mod api;
+pub mod cluster;
 pub mod config;
 pub mod dispatch;
 mod driver;

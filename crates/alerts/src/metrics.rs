@@ -102,6 +102,8 @@ pub(crate) trait StateCounts: Send + Sync {
     fn silence_states(&self) -> (usize, usize, usize);
     /// Aggregation groups in the dispatcher.
     fn aggregation_groups(&self) -> usize;
+    /// The `alertmanager_cluster_*` series.
+    fn cluster_text(&self, out: &mut String);
 }
 
 impl Collect for StateCollector {
@@ -124,5 +126,6 @@ impl Collect for StateCollector {
             out,
             "# HELP alertmanager_dispatcher_aggregation_groups Number of active aggregation groups\n# TYPE alertmanager_dispatcher_aggregation_groups gauge\nalertmanager_dispatcher_aggregation_groups {g}\n"
         );
+        state.cluster_text(out);
     }
 }

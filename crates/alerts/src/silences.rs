@@ -265,6 +265,38 @@ impl Silences {
         n
     }
 
+    /// Merges silences a peer sent: a silence is taken when it is new here
+    /// or was updated later than our copy (upstream's merge by
+    /// `updatedAt`); invalid ones are skipped. Returns how many changed.
+    pub fn merge(&self, sils: Vec<Silence>) -> usize {
+        let mut map = self.lock();
+        let mut n = 0;
+        for sil in sils {
+            if map
+                .get(&sil.id)
+                .is_some_and(|s| s.silence.updated_at >= sil.updated_at)
+            {
+                continue;
+            }
+            match validate(&sil) {
+                Ok(matchers) => {
+                    map.insert(
+                        sil.id.clone(),
+                        Stored {
+                            silence: sil,
+                            matchers,
+                        },
+                    );
+                    n += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(id = %sil.id, error = %e, "skipping invalid silence from peer")
+                }
+            }
+        }
+        n
+    }
+
     /// Ends a silence now.
     pub fn expire(&self, id: &str, now: Millis) -> Result<(), SilenceError> {
         Self::expire_locked(&mut self.lock(), id, now)
@@ -344,6 +376,35 @@ mod tests {
 
     fn labels(v: &str) -> LabelSet {
         [("alertname".to_owned(), v.to_owned())].into()
+    }
+
+    #[test]
+    fn merge_takes_only_newer_and_valid_silences() {
+        let here = Silences::new(std::time::Duration::from_secs(3600));
+        let id = here.set(sil(10 * H, 20 * H), 5 * H).unwrap();
+        let mine = here.get(&id).unwrap();
+        let mut older = mine.clone();
+        older.comment = "stale".into();
+        older.updated_at = mine.updated_at - 1;
+        assert_eq!(here.merge(vec![older]), 0);
+        assert_eq!(here.get(&id).unwrap().comment, "c");
+        let mut newer = mine.clone();
+        newer.comment = "peer".into();
+        newer.updated_at = mine.updated_at + 1;
+        let mut fresh = sil(10 * H, 20 * H);
+        fresh.id = "other".into();
+        fresh.updated_at = 7;
+        let mut broken = fresh.clone();
+        broken.id = "broken".into();
+        broken.matchers.clear();
+        assert_eq!(here.merge(vec![newer, fresh, broken]), 2);
+        let got = here.get(&id).unwrap();
+        assert_eq!(
+            (got.comment.as_str(), got.updated_at),
+            ("peer", mine.updated_at + 1)
+        );
+        assert_eq!(here.get("other").unwrap().updated_at, 7, "peer's time kept");
+        assert!(here.get("broken").is_none());
     }
 
     #[test]

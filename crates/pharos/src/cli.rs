@@ -92,6 +92,10 @@ pub struct Args {
     pub cluster_listen_address: Option<String>,
     #[arg(long = "cluster.peer", value_name = "ADDR")]
     pub cluster_peers: Vec<String>,
+    /// How long each alert-router replica waits per position among its
+    /// peers before sending (Alertmanager's `--cluster.peer-timeout`).
+    #[arg(long = "cluster.peer-timeout", value_name = "DURATION")]
+    pub cluster_peer_timeout: Option<Duration>,
     /// Require `X-Scope-OrgID` (Loki's `-auth.enabled`).
     #[arg(long = "auth.enabled", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub auth_enabled: Option<bool>,
@@ -219,6 +223,9 @@ impl Args {
         }
         if !self.cluster_peers.is_empty() {
             cfg.alerts.peers = self.cluster_peers.clone();
+        }
+        if let Some(t) = self.cluster_peer_timeout {
+            cfg.alerts.peer_timeout = t;
         }
         if let Some(e) = self.auth_enabled {
             cfg.auth.enabled = e;

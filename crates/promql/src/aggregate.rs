@@ -137,6 +137,13 @@ pub(crate) fn eval_aggregate(
             ev.check("expression evaluation")?;
         }
         let ts = g.ts(step);
+        // Prometheus checks k at every step, even where the input is empty
+        if per_series_out {
+            let kf = param[step];
+            if !(-TWO_63..=TWO_63).contains(&kf) {
+                return Err(exec(format!("Scalar value {kf} overflows int64")));
+            }
+        }
         cur.at(&ss, ts, &mut present);
         if present.is_empty() {
             continue;
@@ -221,11 +228,8 @@ pub(crate) fn eval_aggregate(
                     quantile(param[step], &mut scratch)
                 }
                 Op::Topk | Op::Bottomk => {
-                    let kf = param[step];
-                    if !(-TWO_63..=TWO_63).contains(&kf) {
-                        return Err(exec(format!("Scalar value {kf} overflows int64")));
-                    }
-                    let k = kf as i64;
+                    // range already checked at the top of the step
+                    let k = param[step] as i64;
                     if k < 1 {
                         continue;
                     }

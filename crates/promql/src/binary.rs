@@ -265,6 +265,11 @@ fn vector_vector(
         let ts = g.ts(step);
         mc.at(many, ts, &mut mp);
         oc.at(one, ts, &mut op_);
+        // nothing can match, and Prometheus answers empty before it looks
+        // for duplicate match groups on the other side
+        if mp.is_empty() || op_.is_empty() {
+            continue;
+        }
         for &(oi, v) in &op_ {
             let sig = osig[oi] as usize;
             if one_at[sig].0 == step {

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
-use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,6 +17,7 @@ use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
 
 use crate::error::{QueryError, TOO_MANY_POINTS, exec};
+pub use crate::parse::parse;
 use crate::storage::{Queryable, Series};
 use crate::value::Value;
 
@@ -67,266 +67,6 @@ impl CancelToken {
 #[derive(Debug, Clone, Default)]
 pub struct Engine {
     opts: EngineOptions,
-}
-
-/// Functions that exist in Prometheus 2.42; the parser knows newer ones too,
-/// which 2.42 rejects as unknown.
-const FUNCTIONS_242: &[&str] = &[
-    "abs",
-    "absent",
-    "absent_over_time",
-    "acos",
-    "acosh",
-    "asin",
-    "asinh",
-    "atan",
-    "atanh",
-    "avg_over_time",
-    "ceil",
-    "changes",
-    "clamp",
-    "clamp_max",
-    "clamp_min",
-    "cos",
-    "cosh",
-    "count_over_time",
-    "days_in_month",
-    "day_of_month",
-    "day_of_week",
-    "day_of_year",
-    "deg",
-    "delta",
-    "deriv",
-    "exp",
-    "floor",
-    "histogram_count",
-    "histogram_fraction",
-    "histogram_quantile",
-    "histogram_sum",
-    "holt_winters",
-    "hour",
-    "idelta",
-    "increase",
-    "irate",
-    "label_replace",
-    "label_join",
-    "ln",
-    "log10",
-    "log2",
-    "last_over_time",
-    "max_over_time",
-    "min_over_time",
-    "minute",
-    "month",
-    "pi",
-    "predict_linear",
-    "present_over_time",
-    "quantile_over_time",
-    "rad",
-    "rate",
-    "resets",
-    "round",
-    "scalar",
-    "sgn",
-    "sin",
-    "sinh",
-    "sort",
-    "sort_desc",
-    "sqrt",
-    "stddev_over_time",
-    "stdvar_over_time",
-    "sum_over_time",
-    "tan",
-    "tanh",
-    "time",
-    "timestamp",
-    "vector",
-    "year",
-];
-
-/// Parses a query, rejecting syntax Prometheus 2.42 does not know.
-pub fn parse(query: &str) -> Result<Expr, QueryError> {
-    static REGISTER: Once = Once::new();
-    REGISTER.call_once(|| {
-        // holt_winters was renamed in Prometheus 3 and the parser dropped it
-        let hw = promql_parser::parser::Function::new(
-            "holt_winters",
-            vec![ValueType::Matrix, ValueType::Scalar, ValueType::Scalar],
-            0,
-            ValueType::Vector,
-            false,
-        );
-        if let Err(e) = promql_parser::parser::register_extra_functions(vec![hw]) {
-            tracing::warn!(error = %e, "could not register holt_winters");
-        }
-    });
-    let expr = promql_parser::parser::parse(query)
-        .map_err(|e| QueryError::Parse(format!("parse error: {e}")))?;
-    check_lexical(query)?;
-    check_242(&expr)?;
-    Ok(expr)
-}
-
-fn is_duration(tok: &str) -> bool {
-    let mut rest = tok;
-    if rest.is_empty() {
-        return false;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return false;
-        }
-        rest = &rest[digits..];
-        let unit = ["ms", "s", "m", "h", "d", "w", "y"]
-            .into_iter()
-            .find(|u| rest.starts_with(u));
-        match unit {
-            Some(u) => rest = &rest[u.len()..],
-            None => return false,
-        }
-    }
-    true
-}
-
-/// The parser accepts Prometheus 3 forms that 2.42 rejects: durations used
-/// as numbers (`5m * 2`), plain numbers as ranges or offsets (`x[300]`) and
-/// quoted metric or label names in selectors (`{"up"}`). A small scan over
-/// the query text finds them.
-fn check_lexical(q: &str) -> Result<(), QueryError> {
-    let b = q.as_bytes();
-    let mut i = 0;
-    let mut braces = 0usize;
-    // the last two significant tokens, as short strings
-    let mut prev: [String; 2] = [String::new(), String::new()];
-    let push = |t: String, prev: &mut [String; 2]| {
-        prev[0] = std::mem::take(&mut prev[1]);
-        prev[1] = t;
-    };
-    let err = |tok: &str, what: &str| {
-        Err(QueryError::Parse(format!(
-            "parse error: unexpected {what} {tok:?}"
-        )))
-    };
-    while i < b.len() {
-        let c = b[i];
-        if c.is_ascii_whitespace() {
-            i += 1;
-        } else if c == b'#' {
-            while i < b.len() && b[i] != b'\n' {
-                i += 1;
-            }
-        } else if c == b'"' || c == b'\'' || c == b'`' {
-            if braces > 0 && (prev[1] == "{" || prev[1] == ",") {
-                return err(&q[i..], "quoted label name at");
-            }
-            let quote = c;
-            i += 1;
-            while i < b.len() && b[i] != quote {
-                if b[i] == b'\\' && quote != b'`' {
-                    i += 1;
-                }
-                i += 1;
-            }
-            i += 1;
-            push("\"".into(), &mut prev);
-        } else if c.is_ascii_alphabetic() || c == b'_' || c == b':' {
-            let start = i;
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':') {
-                i += 1;
-            }
-            push(q[start..i].to_ascii_lowercase(), &mut prev);
-        } else if c.is_ascii_digit() || c == b'.' {
-            let start = i;
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'.') {
-                i += 1;
-            }
-            // exponents with a sign: 1e-3
-            if i < b.len()
-                && (b[i] == b'+' || b[i] == b'-')
-                && matches!(b[i - 1], b'e' | b'E')
-                && !q[start..i].starts_with("0x")
-            {
-                i += 1;
-                while i < b.len() && b[i].is_ascii_digit() {
-                    i += 1;
-                }
-            }
-            let tok = &q[start..i];
-            let after_offset = prev[1] == "offset" || (prev[1] == "-" && prev[0] == "offset");
-            let in_range = prev[1] == "[" || prev[1] == ":";
-            let duration_ok = after_offset || in_range;
-            if is_duration(tok) && !duration_ok {
-                return err(tok, "duration");
-            }
-            if !is_duration(tok) && duration_ok {
-                return err(tok, "number");
-            }
-            push("0".into(), &mut prev);
-        } else {
-            match c {
-                b'{' => braces += 1,
-                b'}' => braces = braces.saturating_sub(1),
-                _ => {}
-            }
-            push((c as char).to_string(), &mut prev);
-            i += 1;
-        }
-    }
-    Ok(())
-}
-
-fn check_242(e: &Expr) -> Result<(), QueryError> {
-    let bad = |what: &str| Err(QueryError::Parse(format!("parse error: {what}")));
-    match e {
-        Expr::Aggregate(a) => {
-            let name = a.op.to_string();
-            if name == "limitk" || name == "limit_ratio" {
-                return bad(&format!("unknown aggregation {name}"));
-            }
-            check_242(&a.expr)?;
-            if let Some(p) = &a.param {
-                check_242(p)?;
-            }
-        }
-        Expr::Unary(u) => check_242(&u.expr)?,
-        Expr::Binary(b) => {
-            if let Some(m) = &b.modifier
-                && (m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some())
-            {
-                return bad("fill modifiers are not supported");
-            }
-            check_242(&b.lhs)?;
-            check_242(&b.rhs)?;
-        }
-        Expr::Paren(p) => check_242(&p.expr)?,
-        Expr::Subquery(s) => check_242(&s.expr)?,
-        Expr::VectorSelector(vs) => check_vs(vs)?,
-        Expr::MatrixSelector(ms) => check_vs(&ms.vs)?,
-        Expr::Call(c) => {
-            if !FUNCTIONS_242.contains(&c.func.name) {
-                return bad(&format!("unknown function with name {:?}", c.func.name));
-            }
-            for a in &c.args.args {
-                check_242(a)?;
-            }
-        }
-        Expr::Extension(_) => return bad("extension expressions are not supported"),
-        Expr::NumberLiteral(_) | Expr::StringLiteral(_) => {}
-    }
-    Ok(())
-}
-
-fn check_vs(vs: &VectorSelector) -> Result<(), QueryError> {
-    if vs.matchers.or_matchers.is_empty() {
-        Ok(())
-    } else {
-        Err(QueryError::Parse(
-            "parse error: 'or' inside label matchers is not supported".into(),
-        ))
-    }
 }
 
 impl Engine {
@@ -462,7 +202,7 @@ impl Engine {
     }
 }
 
-fn type_name(t: ValueType) -> &'static str {
+pub(crate) fn type_name(t: ValueType) -> &'static str {
     match t {
         ValueType::Vector => "instant vector",
         ValueType::Scalar => "scalar",

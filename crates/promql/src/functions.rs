@@ -238,9 +238,9 @@ pub(crate) fn eval_call(ev: &mut Ev<'_>, c: &Call, g: Grid) -> Result<Out, Query
                 "floor" => f64::floor,
                 "exp" => f64::exp,
                 "sqrt" => f64::sqrt,
-                "ln" => f64::ln,
-                "log2" => f64::log2,
-                "log10" => f64::log10,
+                "ln" => crate::gomath::log,
+                "log2" => crate::gomath::log2,
+                "log10" => crate::gomath::log10,
                 "sin" => f64::sin,
                 "cos" => f64::cos,
                 "tan" => f64::tan,
@@ -285,9 +285,12 @@ fn go_f64_to_i64(v: f64) -> i64 {
     }
 }
 
-/// Go's math.Max: NaN wins, +0 beats -0.
+/// Go's `math.Max`: +Inf wins even over NaN, then NaN wins, +0 beats -0;
+/// so `clamp_min(NaN, +Inf)` is +Inf in Prometheus.
 fn go_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
+    if a == f64::INFINITY || b == f64::INFINITY {
+        f64::INFINITY
+    } else if a.is_nan() || b.is_nan() {
         f64::NAN
     } else if a == 0.0 && b == 0.0 {
         if a.is_sign_negative() { b } else { a }
@@ -298,8 +301,11 @@ fn go_max(a: f64, b: f64) -> f64 {
     }
 }
 
+/// Go's `math.Min`: -Inf wins even over NaN, then NaN wins, -0 beats +0.
 fn go_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
+    if a == f64::NEG_INFINITY || b == f64::NEG_INFINITY {
+        f64::NEG_INFINITY
+    } else if a.is_nan() || b.is_nan() {
         f64::NAN
     } else if a == 0.0 && b == 0.0 {
         if a.is_sign_negative() { a } else { b }

@@ -7,6 +7,8 @@ mod binary;
 pub mod engine;
 pub mod error;
 mod functions;
+mod gomath;
+mod parse;
 pub mod promqltest;
 pub mod storage;
 mod time;

@@ -326,6 +326,18 @@ pub fn run_script_with(engine: &Engine, text: &str) -> ScriptReport {
                 }
                 cmd.expected.push(l.to_owned());
             }
+            // a command written right below a failing eval (no blank line)
+            // would be taken as its result line and silently never run
+            if cmd.fail && !cmd.expected.is_empty() {
+                fail(
+                    &mut report,
+                    format!(
+                        "line {lineno}: a failing eval takes no result lines, got {:?}",
+                        cmd.expected[0]
+                    ),
+                );
+                continue;
+            }
             match check_eval(engine, &storage, &cmd) {
                 Ok(()) => report.passed += 1,
                 Err(e) => fail(&mut report, format!("line {}: {}: {e}", cmd.line, cmd.expr)),

@@ -15,10 +15,15 @@ pub struct AlertsConfig {
     pub config_file: Option<PathBuf>,
     /// Local disk for silences and the notification log (`--storage.path`).
     pub local_path: PathBuf,
-    /// HA gossip address (`--cluster.listen-address`); empty disables HA.
+    /// HA gossip address (`--cluster.listen-address`, UDP); empty
+    /// disables HA. Gossip starts only when `peers` is not empty either.
     pub cluster_listen_address: String,
-    /// Initial peers (`--cluster.peer`).
+    /// Initial peers (`--cluster.peer`), `host:port`; names are resolved
+    /// and joining is retried until one answers.
     pub peers: Vec<String>,
+    /// How long each replica waits per position before it checks whether
+    /// a peer already notified (`--cluster.peer-timeout`).
+    pub peer_timeout: Duration,
     /// The URL users reach this router under (`--web.external-url`).
     pub external_url: Option<String>,
     /// How long expired silences and resolved alerts' history are kept
@@ -34,6 +39,7 @@ impl Default for AlertsConfig {
             local_path: PathBuf::from("./data/local/alerts"),
             cluster_listen_address: "0.0.0.0:9094".into(),
             peers: Vec::new(),
+            peer_timeout: Duration::from_secs(15),
             external_url: None,
             retention: Duration::from_secs(120 * 3600),
         }

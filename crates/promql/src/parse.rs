@@ -1,0 +1,816 @@
+//! The parsing front end: `promql-parser` plus the checks that make it
+//! answer like Prometheus 2.42's parser.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
+
+use promql_parser::parser::value::ValueType;
+use promql_parser::parser::{Expr, VectorSelector};
+
+use crate::engine::type_name;
+use crate::error::QueryError;
+
+/// Functions that exist in Prometheus 2.42; the parser knows newer ones too,
+/// which 2.42 rejects as unknown.
+const FUNCTIONS_242: &[&str] = &[
+    "abs",
+    "absent",
+    "absent_over_time",
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atanh",
+    "avg_over_time",
+    "ceil",
+    "changes",
+    "clamp",
+    "clamp_max",
+    "clamp_min",
+    "cos",
+    "cosh",
+    "count_over_time",
+    "days_in_month",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "deg",
+    "delta",
+    "deriv",
+    "exp",
+    "floor",
+    "histogram_count",
+    "histogram_fraction",
+    "histogram_quantile",
+    "histogram_sum",
+    "holt_winters",
+    "hour",
+    "idelta",
+    "increase",
+    "irate",
+    "label_replace",
+    "label_join",
+    "ln",
+    "log10",
+    "log2",
+    "last_over_time",
+    "max_over_time",
+    "min_over_time",
+    "minute",
+    "month",
+    "pi",
+    "predict_linear",
+    "present_over_time",
+    "quantile_over_time",
+    "rad",
+    "rate",
+    "resets",
+    "round",
+    "scalar",
+    "sgn",
+    "sin",
+    "sinh",
+    "sort",
+    "sort_desc",
+    "sqrt",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "sum_over_time",
+    "tan",
+    "tanh",
+    "time",
+    "timestamp",
+    "vector",
+    "year",
+];
+
+/// Parses a query, rejecting syntax Prometheus 2.42 does not know.
+pub fn parse(query: &str) -> Result<Expr, QueryError> {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        // holt_winters was renamed in Prometheus 3 and the parser dropped it
+        let hw = promql_parser::parser::Function::new(
+            "holt_winters",
+            vec![ValueType::Matrix, ValueType::Scalar, ValueType::Scalar],
+            0,
+            ValueType::Vector,
+            false,
+        );
+        if let Err(e) = promql_parser::parser::register_extra_functions(vec![hw]) {
+            tracing::warn!(error = %e, "could not register holt_winters");
+        }
+    });
+    // Literal limits are checked on the text first: the parser panics on
+    // some out-of-range values and silently saturates others.
+    check_lexical(query)?;
+    let rw = rewrite(query);
+    let expr = parse_guarded(&rw.text)?;
+    check_242(&expr)?;
+    if let Some(neg) = &rw.plus_as_minus {
+        check_unary_plus(neg)?;
+    }
+    Ok(expr)
+}
+
+/// Runs `promql-parser`, turning a panic inside it into a parse error so
+/// that no query text can take the caller down.
+fn parse_guarded(text: &str) -> Result<Expr, QueryError> {
+    match catch_unwind(AssertUnwindSafe(|| promql_parser::parser::parse(text))) {
+        Ok(r) => r.map_err(|e| parser_error(&e)),
+        Err(_) => {
+            #[cfg(test)]
+            tests::GUARD_FIRED.with(|n| n.set(n.get() + 1));
+            tracing::warn!(query = text, "promql-parser panicked on a query");
+            Err(QueryError::Parse(
+                "parse error: invalid query (number or duration out of range)".into(),
+            ))
+        }
+    }
+}
+
+fn parser_error(m: &str) -> QueryError {
+    if m.contains("unary expression only allowed") {
+        // the parser names the operand's type its own way
+        unary_type_error(if m.contains("matrix") {
+            "range vector"
+        } else {
+            "string"
+        })
+    } else {
+        QueryError::Parse(format!("parse error: {m}"))
+    }
+}
+
+fn unary_type_error(got: &str) -> QueryError {
+    QueryError::Parse(format!(
+        "parse error: unary expression only allowed on expressions of type scalar or instant vector, got {got:?}"
+    ))
+}
+
+/// The parser drops a unary `+` without looking at its operand. Unary and
+/// binary `-` have the same precedence and typing as `+`, so the same query
+/// with every `+` turned into `-` parses to the same shape, and its unary
+/// nodes show what the dropped `+` applied to.
+fn check_unary_plus(neg: &str) -> Result<(), QueryError> {
+    match parse_guarded(neg) {
+        Ok(e) => check_242(&e),
+        Err(e) if e.to_string().contains("unary expression only allowed") => Err(e),
+        // any other failure is not about a unary operand
+        Err(_) => Ok(()),
+    }
+}
+
+/// Query text as handed to the parser.
+struct Rewritten {
+    text: String,
+    /// `text` with every `+` token turned into `-`, when it has any.
+    plus_as_minus: Option<String>,
+}
+
+/// Prepares the query text for `promql-parser`:
+/// - backtick strings become double-quoted ones with backslashes escaped,
+///   because the parser applies escapes inside raw strings and Prometheus
+///   keeps them verbatim;
+/// - durations with a component too large for the parser's `u32` (which it
+///   silently drops) are written with smaller units, same total;
+/// - positions of `+` tokens are noted for [`check_unary_plus`].
+fn rewrite(q: &str) -> Rewritten {
+    let b = q.as_bytes();
+    let mut out = String::with_capacity(q.len() + 8);
+    let mut plus = Vec::new();
+    let mut brackets = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let start = i;
+        if c == b'#' {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+            out.push_str(&q[start..i]);
+        } else if c == b'"' || c == b'\'' {
+            i += 1;
+            while i < b.len() && b[i] != c {
+                if b[i] == b'\\' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            i = (i + 1).min(b.len());
+            out.push_str(&q[start..i]);
+        } else if c == b'`' {
+            let Some(len) = q[i + 1..].find('`') else {
+                // unterminated: leave it for the parser to report
+                out.push_str(&q[start..]);
+                break;
+            };
+            out.push('"');
+            for ch in q[i + 1..i + 1 + len].chars() {
+                match ch {
+                    '\\' => out.push_str("\\\\"),
+                    '"' => out.push_str("\\\""),
+                    '\n' => out.push_str("\\n"),
+                    '\t' => out.push_str("\\t"),
+                    // Go's unquoting drops carriage returns from raw strings
+                    '\r' => {}
+                    ch => out.push(ch),
+                }
+            }
+            out.push('"');
+            i += len + 2;
+        } else if c.is_ascii_alphabetic() || c == b'_' || (c == b':' && brackets == 0) {
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':') {
+                i += 1;
+            }
+            out.push_str(&q[start..i]);
+        } else if c.is_ascii_digit() || c == b'.' {
+            i = number_end(b, i);
+            let tok = &q[start..i];
+            match wide_duration(tok) {
+                Some(d) => out.push_str(&d),
+                None => out.push_str(tok),
+            }
+        } else {
+            match c {
+                b'+' => plus.push(out.len()),
+                b'[' => brackets += 1,
+                b']' => brackets = brackets.saturating_sub(1),
+                _ => {}
+            }
+            // copy one whole character, which may be multi-byte
+            i += q[i..].chars().next().map_or(1, char::len_utf8);
+            out.push_str(&q[start..i]);
+        }
+    }
+    let plus_as_minus = (!plus.is_empty()).then(|| {
+        let mut bytes = out.clone().into_bytes();
+        for p in plus {
+            if let Some(x) = bytes.get_mut(p) {
+                *x = b'-';
+            }
+        }
+        // only ASCII bytes were swapped, so this cannot fail
+        String::from_utf8(bytes).unwrap_or_default()
+    });
+    Rewritten {
+        text: out,
+        plus_as_minus,
+    }
+}
+
+/// End of a number or duration token starting at `i` (`1.5e-3`, `0x1F`,
+/// `1h30m`).
+fn number_end(b: &[u8], mut i: usize) -> usize {
+    let start = i;
+    while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'.') {
+        i += 1;
+    }
+    let hex = b.len() > start + 1 && b[start] == b'0' && matches!(b[start + 1], b'x' | b'X');
+    // exponents with a sign: 1e-3
+    if i < b.len() && (b[i] == b'+' || b[i] == b'-') && matches!(b[i - 1], b'e' | b'E') && !hex {
+        i += 1;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+    }
+    i
+}
+
+/// Milliseconds per duration unit.
+const UNIT_MS: [(&str, i128); 7] = [
+    ("ms", 1),
+    ("s", 1_000),
+    ("m", 60_000),
+    ("h", 3_600_000),
+    ("d", 86_400_000),
+    ("w", 604_800_000),
+    ("y", 31_536_000_000),
+];
+
+/// Components of a duration token (`1h30m` -> [(1, 3600000), (30, 60000)]),
+/// or None when it is not one. Numbers too long for u128 saturate.
+fn duration_parts(tok: &str) -> Option<Vec<(u128, i128)>> {
+    if !is_duration(tok) {
+        return None;
+    }
+    let mut parts = Vec::new();
+    let mut rest = tok;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let n = rest[..digits].parse::<u128>().unwrap_or(u128::MAX);
+        rest = &rest[digits..];
+        let (unit, ms) = UNIT_MS.into_iter().find(|(u, _)| rest.starts_with(u))?;
+        rest = &rest[unit.len()..];
+        parts.push((n, ms));
+    }
+    Some(parts)
+}
+
+/// Total length of a duration in milliseconds, or None when Prometheus
+/// refuses it as out of range: every component and the running sum must fit
+/// int64 nanoseconds (Go's `time.Duration`).
+fn duration_ms(parts: &[(u128, i128)]) -> Option<i128> {
+    const NS_PER_MS: i128 = 1_000_000;
+    let max = i128::from(i64::MAX);
+    let mut total_ns: i128 = 0;
+    for &(n, ms) in parts {
+        let n = i128::try_from(n).ok()?;
+        if n > max / ms / NS_PER_MS {
+            return None;
+        }
+        total_ns += n * ms * NS_PER_MS;
+        if total_ns > max {
+            return None;
+        }
+    }
+    Some(total_ns / NS_PER_MS)
+}
+
+/// A duration token rewritten in days down to milliseconds when one of its
+/// components exceeds `u32` (the parser would drop that component).
+fn wide_duration(tok: &str) -> Option<String> {
+    let parts = duration_parts(tok)?;
+    if parts.iter().all(|&(n, _)| n <= u128::from(u32::MAX)) {
+        return None;
+    }
+    let mut left = duration_ms(&parts)?;
+    let mut s = String::new();
+    for (unit, ms) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
+        let n = left / ms;
+        if n > 0 {
+            s.push_str(&format!("{n}{unit}"));
+            left -= n * ms;
+        }
+    }
+    Some(s)
+}
+
+/// A number literal read the way Prometheus' parser reads it (Go's
+/// `strconv.ParseInt(s, 0, 64)`, then `ParseFloat`), for the errors Go
+/// reports and `promql-parser` does not. Malformed tokens are left to the
+/// parser (`Ok(None)`).
+fn go_number(tok: &str) -> Result<Option<f64>, String> {
+    let lower = tok.to_ascii_lowercase();
+    if let Some(hex) = lower.strip_prefix("0x") {
+        return match i64::from_str_radix(hex, 16) {
+            Ok(v) => Ok(Some(v as f64)),
+            // Go's ParseFloat only takes hex with a `p` exponent
+            Err(_) => Err(format!(
+                "strconv.ParseFloat: parsing {tok:?}: invalid syntax"
+            )),
+        };
+    }
+    match tok.parse::<f64>() {
+        Ok(v) if v.is_infinite() => Err(format!(
+            "strconv.ParseFloat: parsing {tok:?}: value out of range"
+        )),
+        Ok(v) => Ok(Some(v)),
+        Err(_) => Ok(None),
+    }
+}
+
+fn is_duration(tok: &str) -> bool {
+    let mut rest = tok;
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return false;
+        }
+        rest = &rest[digits..];
+        let unit = ["ms", "s", "m", "h", "d", "w", "y"]
+            .into_iter()
+            .find(|u| rest.starts_with(u));
+        match unit {
+            Some(u) => rest = &rest[u.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The parser accepts Prometheus 3 forms that 2.42 rejects: durations used
+/// as numbers (`5m * 2`), plain numbers as ranges or offsets (`x[300]`) and
+/// quoted metric or label names in selectors (`{"up"}`). A small scan over
+/// the query text finds them.
+fn check_lexical(q: &str) -> Result<(), QueryError> {
+    let b = q.as_bytes();
+    let mut i = 0;
+    let mut braces = 0usize;
+    // inside `[...]` a colon separates range and step instead of starting
+    // a metric name
+    let mut brackets = 0usize;
+    // the last two significant tokens, as short strings
+    let mut prev: [String; 2] = [String::new(), String::new()];
+    let push = |t: String, prev: &mut [String; 2]| {
+        prev[0] = std::mem::take(&mut prev[1]);
+        prev[1] = t;
+    };
+    let err = |tok: &str, what: &str| {
+        Err(QueryError::Parse(format!(
+            "parse error: unexpected {what} {tok:?}"
+        )))
+    };
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+        } else if c == b'#' {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+        } else if c == b'"' || c == b'\'' || c == b'`' {
+            if braces > 0 && (prev[1] == "{" || prev[1] == ",") {
+                return err(&q[i..], "quoted label name at");
+            }
+            let quote = c;
+            i += 1;
+            while i < b.len() && b[i] != quote {
+                if b[i] == b'\\' && quote != b'`' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            i += 1;
+            push("\"".into(), &mut prev);
+        } else if c.is_ascii_alphabetic() || c == b'_' || (c == b':' && brackets == 0) {
+            let start = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':') {
+                i += 1;
+            }
+            let tok = q[start..i].to_ascii_lowercase();
+            // Inf and NaN are numbers to Prometheus' lexer, and the parser
+            // panics on them as durations
+            if (tok == "inf" || tok == "nan") && duration_position(&prev) {
+                return Err(number_error(&q[start..i], &prev));
+            }
+            push(tok, &mut prev);
+        } else if c.is_ascii_digit() || c == b'.' {
+            let start = i;
+            i = number_end(b, i);
+            let tok = &q[start..i];
+            let duration_ok = duration_position(&prev);
+            if is_duration(tok) && !duration_ok {
+                return err(tok, "duration");
+            }
+            if !is_duration(tok) && duration_ok {
+                return Err(number_error(tok, &prev));
+            }
+            if let Some(parts) = duration_parts(tok)
+                && duration_ms(&parts).is_none()
+            {
+                return Err(QueryError::Parse(
+                    "parse error: duration out of range".into(),
+                ));
+            }
+            if !is_duration(tok) {
+                let v = go_number(tok).map_err(|e| {
+                    QueryError::Parse(format!("parse error: error parsing number: {e}"))
+                })?;
+                // Go refuses @ times whose seconds do not fit int64
+                let sign = match (prev[0].as_str(), prev[1].as_str()) {
+                    (_, "@") | ("@", "+") => Some(1.0),
+                    ("@", "-") => Some(-1.0),
+                    _ => None,
+                };
+                if let (Some(sign), Some(v)) = (sign, v) {
+                    let ts = sign * v;
+                    if ts.is_nan() || ts.abs() >= 9_223_372_036_854_775_808.0 {
+                        return Err(QueryError::Parse(format!(
+                            "parse error: timestamp out of bounds for @ modifier: {ts:.6}"
+                        )));
+                    }
+                }
+            }
+            push("0".into(), &mut prev);
+        } else {
+            // a signed duration is only allowed as `offset -d`; the parser
+            // would read `+Inf` after offset as a number and panic on it
+            let signed_ok = c == b'-' && prev[1] == "offset";
+            if (c == b'+' || c == b'-') && duration_position(&prev) && !signed_ok {
+                let what = if prev[1] == "offset" {
+                    "offset"
+                } else {
+                    "range"
+                };
+                return Err(QueryError::Parse(format!(
+                    "parse error: unexpected <op:{}> in {what}, expected duration",
+                    c as char
+                )));
+            }
+            match c {
+                b'{' => braces += 1,
+                b'[' => brackets += 1,
+                b']' => brackets = brackets.saturating_sub(1),
+                b'}' => braces = braces.saturating_sub(1),
+                _ => {}
+            }
+            push((c as char).to_string(), &mut prev);
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the token after `prev` must be a duration: an offset or the
+/// range or step of a selector or subquery.
+fn duration_position(prev: &[String; 2]) -> bool {
+    prev[1] == "offset"
+        || (prev[1] == "-" && prev[0] == "offset")
+        || prev[1] == "["
+        || prev[1] == ":"
+}
+
+/// Prometheus' complaint about a number where a duration belongs.
+fn number_error(tok: &str, prev: &[String; 2]) -> QueryError {
+    let tail = if prev[1] == "offset" || prev[0] == "offset" {
+        " in offset, expected duration"
+    } else {
+        ""
+    };
+    QueryError::Parse(format!("parse error: unexpected number {tok:?}{tail}"))
+}
+
+fn check_242(e: &Expr) -> Result<(), QueryError> {
+    let bad = |what: &str| Err(QueryError::Parse(format!("parse error: {what}")));
+    match e {
+        Expr::Aggregate(a) => {
+            let name = a.op.to_string();
+            if name == "limitk" || name == "limit_ratio" {
+                return bad(&format!("unknown aggregation {name}"));
+            }
+            check_242(&a.expr)?;
+            if let Some(p) = &a.param {
+                check_242(p)?;
+            }
+        }
+        Expr::Unary(u) => {
+            let t = u.expr.value_type();
+            if !matches!(t, ValueType::Scalar | ValueType::Vector) {
+                return Err(unary_type_error(type_name(t)));
+            }
+            check_242(&u.expr)?;
+        }
+        Expr::Binary(b) => {
+            if let Some(m) = &b.modifier
+                && (m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some())
+            {
+                return bad("fill modifiers are not supported");
+            }
+            check_242(&b.lhs)?;
+            check_242(&b.rhs)?;
+        }
+        Expr::Paren(p) => check_242(&p.expr)?,
+        Expr::Subquery(s) => check_242(&s.expr)?,
+        Expr::VectorSelector(vs) => check_vs(vs)?,
+        Expr::MatrixSelector(ms) => check_vs(&ms.vs)?,
+        Expr::Call(c) => {
+            if !FUNCTIONS_242.contains(&c.func.name) {
+                return bad(&format!("unknown function with name {:?}", c.func.name));
+            }
+            // the parser skips this check for literal arguments to exp, ln,
+            // log2 and log10; Prometheus does not
+            let types = &c.func.arg_types;
+            for (i, a) in c.args.args.iter().enumerate() {
+                let want = match types.get(i) {
+                    Some(t) => *t,
+                    None if c.func.variadic != 0 => match types.last() {
+                        Some(t) => *t,
+                        None => break,
+                    },
+                    None => break,
+                };
+                let got = a.value_type();
+                if got != want {
+                    return bad(&format!(
+                        "expected type {} in call to function {:?}, got {}",
+                        type_name(want),
+                        c.func.name,
+                        type_name(got)
+                    ));
+                }
+                check_242(a)?;
+            }
+        }
+        Expr::Extension(_) => return bad("extension expressions are not supported"),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) => {}
+    }
+    Ok(())
+}
+
+fn check_vs(vs: &VectorSelector) -> Result<(), QueryError> {
+    if vs.matchers.or_matchers.is_empty() {
+        Ok(())
+    } else {
+        Err(QueryError::Parse(
+            "parse error: 'or' inside label matchers is not supported".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_err(q: &str) -> String {
+        match parse(q) {
+            Ok(e) => panic!("{q:?} parsed to {e:?}"),
+            Err(QueryError::Parse(m)) => m,
+            Err(e) => panic!("{q:?}: not a parse error: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn messages_follow_prometheus_2_42() {
+        let cases = [
+            (
+                "up offset Inf",
+                "unexpected number \"Inf\" in offset, expected duration",
+            ),
+            (
+                "up offset 1e30",
+                "unexpected number \"1e30\" in offset, expected duration",
+            ),
+            ("up offset 300y", "duration out of range"),
+            ("rate(up[300y])", "duration out of range"),
+            (
+                "up @ 1e20",
+                "timestamp out of bounds for @ modifier: 100000000000000000000.000000",
+            ),
+            (
+                "up @ -9223372036854775808",
+                "timestamp out of bounds for @ modifier: -9223372036854775808.000000",
+            ),
+            (
+                "1e309",
+                "error parsing number: strconv.ParseFloat: parsing \"1e309\": value out of range",
+            ),
+            (
+                "0x8000000000000000",
+                "error parsing number: strconv.ParseFloat: parsing \"0x8000000000000000\": invalid syntax",
+            ),
+            (
+                "ln(0)",
+                "expected type instant vector in call to function \"ln\", got scalar",
+            ),
+            (
+                "exp(NaN)",
+                "expected type instant vector in call to function \"exp\", got scalar",
+            ),
+            (
+                "+up[5m]",
+                "unary expression only allowed on expressions of type scalar or instant vector, got \"range vector\"",
+            ),
+            (
+                "+\"s\"",
+                "unary expression only allowed on expressions of type scalar or instant vector, got \"string\"",
+            ),
+            (
+                "-(up[5m])",
+                "unary expression only allowed on expressions of type scalar or instant vector, got \"range vector\"",
+            ),
+            (
+                "+(up[5m:1m])",
+                "unary expression only allowed on expressions of type scalar or instant vector, got \"range vector\"",
+            ),
+        ];
+        for (q, want) in cases {
+            assert_eq!(parse_err(q), format!("parse error: {want}"), "{q}");
+        }
+    }
+
+    #[test]
+    fn accepted_edge_values() {
+        for q in [
+            "up @ 9223372036854774784",
+            "up @ -9223372036854774784",
+            "up offset 292y",
+            "0x7fffffffffffffff",
+            "1e-400",
+            "1e+2 + +1",
+            "+up",
+            "-up",
+            "up{a=~`\\d\"`}",
+            "up[5m:1m]",
+        ] {
+            assert!(parse(q).is_ok(), "{q}: {:?}", parse(q));
+        }
+        assert!(parse("up offset 293y").is_err());
+    }
+
+    thread_local! {
+        /// How often this thread's parses ended in the panic guard.
+        pub(super) static GUARD_FIRED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    #[test]
+    fn parser_panics_become_parse_errors() {
+        // bypasses the text checks that normally catch this first
+        let e = parse_guarded("up offset Inf").unwrap_err();
+        assert!(matches!(e, QueryError::Parse(_)), "{e:?}");
+        assert_eq!(GUARD_FIRED.with(|n| n.get()), 1);
+    }
+
+    /// The guard is a last resort (the panic still prints through the
+    /// panic hook): out-of-range numbers and durations in every position
+    /// the parser reads one must be refused by the text checks first.
+    #[test]
+    fn text_checks_catch_what_would_panic_the_parser() {
+        let values = [
+            "Inf",
+            "NaN",
+            "-Inf",
+            "+Inf",
+            "1e30",
+            "1e400",
+            "-1",
+            "0x10",
+            "1e-400",
+            "0",
+            "1e19",
+            "18446744073709551616",
+            "1.5",
+            ".5",
+            "9999999999999999999999s",
+            "4294967296s",
+            "300y",
+            "-5m",
+            "+5m",
+            "0s",
+        ];
+        let shapes = [
+            "up offset {}",
+            "up offset -{}",
+            "up offset - {}",
+            "up offset +{}",
+            "up[{}]",
+            "up[+{}]",
+            "up[-{}]",
+            "up[5m:{}]",
+            "up[5m:+{}]",
+            "up[{}:1m]",
+            "(up)[{}:{}]",
+            "up @ {}",
+            "up @ -{}",
+            "up[{}] @ {}",
+            "rate(up[{}] offset {})",
+            "up offset {} @ {}",
+            "topk({}, up) + {}",
+        ];
+        for shape in shapes {
+            for a in values {
+                for b in ["1m", "Inf", "1e30", "-1"] {
+                    let q = shape.replacen("{}", a, 1).replacen("{}", b, 1);
+                    let _ = parse(&q);
+                    assert_eq!(GUARD_FIRED.with(|n| n.get()), 0, "{q} reached the guard");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn raw_strings_reach_the_parser_verbatim() {
+        let r = rewrite("f(`a\\d\"b\n\r`, \"`\\\"\", '`') # `x");
+        assert_eq!(r.text, "f(\"a\\\\d\\\"b\\n\", \"`\\\"\", '`') # `x");
+        let Ok(Expr::StringLiteral(s)) = parse("`C:\\dir\\n\"x\"`") else {
+            panic!("not a string literal");
+        };
+        assert_eq!(s.val, "C:\\dir\\n\"x\"");
+    }
+
+    #[test]
+    fn plus_tokens_only_are_swapped() {
+        let r = rewrite("+a + 1e+2 + \"+\" # +");
+        assert_eq!(r.plus_as_minus.as_deref(), Some("-a - 1e+2 - \"+\" # +"));
+        assert_eq!(rewrite("a - b").plus_as_minus, None);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            wide_duration("5000000000ms").as_deref(),
+            Some("57d20h53m20s")
+        );
+        assert_eq!(wide_duration("1h30m"), None);
+        let ms = |t: &str| duration_parts(t).and_then(|p| duration_ms(&p));
+        assert_eq!(ms("1h30m"), Some(5_400_000));
+        assert_eq!(ms("292y"), Some(292 * 31_536_000_000));
+        assert_eq!(ms("293y"), None);
+        assert_eq!(ms("200y100y"), None);
+        assert_eq!(ms("99999999999999999999999999999999999999999s"), None);
+        assert_eq!(ms("1.5"), None);
+    }
+}
