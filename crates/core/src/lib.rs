@@ -5,6 +5,7 @@ pub mod build;
 pub mod error;
 pub mod limits;
 pub mod tenant;
+pub mod time;
 
 pub use build::BuildInfo;
 pub use error::{ErrorClass, GrpcCode};

@@ -162,78 +162,14 @@ pub async fn targets_metadata(
     Json(serde_json::json!({"status": "success", "data": out})).into_response()
 }
 
-/// `{a="b", c=~"d"}` as in `match_target`.
+/// `{a="b", c=~"d"}` as in `match_target`, parsed as PromQL does.
 fn parse_selector(s: &str) -> Result<Vec<pharos_model::Matcher>, String> {
-    let expr = pharos_promql::parse(&format!("up{s}")).map_err(|e| e.to_string())?;
-    let text = format!("{expr}");
-    // the parser round-trips the selector; pull its matchers back out
-    let inner = text
-        .split_once('{')
-        .and_then(|(_, r)| r.rsplit_once('}'))
-        .map(|(m, _)| m.to_owned())
-        .unwrap_or_default();
-    let mut out = Vec::new();
-    for part in split_matchers(&inner) {
-        let (name, op, value) =
-            split_matcher(&part).ok_or_else(|| format!("invalid matcher {part:?}"))?;
-        if name == "__name__" {
-            continue;
+    match pharos_promql::parse(s).map_err(|e| e.to_string())? {
+        promql_parser::parser::Expr::VectorSelector(vs) => {
+            pharos_promql::selector_matchers(&vs).map_err(|e| e.to_string())
         }
-        out.push(pharos_model::Matcher::new(op, name, value).map_err(|e| e.to_string())?);
+        _ => Err(format!("match_target {s:?} is not a label selector")),
     }
-    Ok(out)
-}
-
-fn split_matchers(s: &str) -> Vec<String> {
-    let (mut out, mut cur, mut quoted, mut escaped) = (Vec::new(), String::new(), false, false);
-    for c in s.chars() {
-        match c {
-            _ if escaped => {
-                escaped = false;
-                cur.push(c);
-            }
-            '\\' => {
-                escaped = true;
-                cur.push(c);
-            }
-            '"' => {
-                quoted = !quoted;
-                cur.push(c);
-            }
-            ',' if !quoted => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out.into_iter()
-        .map(|p| p.trim().to_owned())
-        .filter(|p| !p.is_empty())
-        .collect()
-}
-
-fn split_matcher(s: &str) -> Option<(String, pharos_model::MatchOp, String)> {
-    use pharos_model::MatchOp::*;
-    let (pos, op, len) = ["=~", "!~", "!=", "="]
-        .iter()
-        .filter_map(|o| s.find(o).map(|p| (p, *o)))
-        .min_by_key(|(p, o)| (*p, usize::MAX - o.len()))
-        .map(|(p, o)| {
-            let op = match o {
-                "=~" => Regex,
-                "!~" => NotRegex,
-                "!=" => NotEqual,
-                _ => Equal,
-            };
-            (p, op, o.len())
-        })?;
-    let name = s[..pos].trim().to_owned();
-    let raw = s[pos + len..].trim();
-    let value = raw
-        .strip_prefix('"')?
-        .strip_suffix('"')?
-        .replace("\\\"", "\"")
-        .replace("\\\\", "\\");
-    Some((name, op, value))
 }
 
 #[cfg(test)]

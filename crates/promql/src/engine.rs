@@ -324,7 +324,7 @@ fn system_time_ms(t: &SystemTime) -> i64 {
 }
 
 /// Converts the parser's matchers (plus the metric name) to the model's.
-pub(crate) fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, QueryError> {
+pub fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, QueryError> {
     let mut out = Vec::with_capacity(vs.matchers.matchers.len() + 1);
     if let Some(name) = &vs.name
         && !vs

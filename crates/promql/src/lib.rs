@@ -14,7 +14,7 @@ pub mod storage;
 mod time;
 pub mod value;
 
-pub use engine::{CancelToken, Engine, EngineOptions, parse};
+pub use engine::{CancelToken, Engine, EngineOptions, parse, selector_matchers};
 pub use error::QueryError;
 pub use storage::{MemStorage, Queryable, Series};
 pub use value::Value;

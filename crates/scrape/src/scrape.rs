@@ -1075,30 +1075,10 @@ async fn scrape_once(
 /// Formats epoch milliseconds as RFC 3339 UTC; `None` is Go's zero time, as
 /// Prometheus shows for targets not scraped yet.
 pub fn rfc3339(ms: Option<i64>) -> String {
-    let Some(ms) = ms else {
-        return "0001-01-01T00:00:00Z".into();
-    };
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    )
+    match ms {
+        Some(ms) => pharos_core::time::rfc3339_millis(ms),
+        None => "0001-01-01T00:00:00Z".into(),
+    }
 }
 
 #[cfg(test)]

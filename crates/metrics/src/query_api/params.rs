@@ -6,8 +6,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::FromRequest;
 use http::{Request, header};
 use pharos_core::error::ErrorClass;
-use pharos_model::{MatchOp, Matcher};
-use promql_parser::label::MatchOp as PMatchOp;
+use pharos_model::Matcher;
 use promql_parser::parser::{Expr, VectorSelector};
 
 use super::json::ApiErr;
@@ -300,45 +299,10 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     Err(format!("cannot parse {} to a valid duration", go_quote(s)))
 }
 
-/// Converts the parser's matchers (plus the metric name) to the model's.
+/// The model's matchers of a selector (the engine's conversion, errors as
+/// text for the API's messages).
 pub fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, String> {
-    let mut out = Vec::with_capacity(vs.matchers.matchers.len() + 1);
-    if let Some(name) = &vs.name
-        && !vs
-            .matchers
-            .matchers
-            .iter()
-            .any(|m| m.name == pharos_model::METRIC_NAME && m.op == PMatchOp::Equal)
-    {
-        out.push(Matcher::equal(pharos_model::METRIC_NAME, name.clone()));
-    }
-    for m in &vs.matchers.matchers {
-        let op = match m.op {
-            PMatchOp::Equal => MatchOp::Equal,
-            PMatchOp::NotEqual => MatchOp::NotEqual,
-            PMatchOp::Re(_) => MatchOp::Regex,
-            PMatchOp::NotRe(_) => MatchOp::NotRegex,
-        };
-        let matcher = Matcher::new(op, m.name.clone(), m.value.clone()).or_else(|e| {
-            // the parser rewrites RE2-only forms (a literal `{`) into a
-            // pattern Rust accepts; retry with that one
-            let rewritten = match &m.op {
-                PMatchOp::Re(r) | PMatchOp::NotRe(r) => r
-                    .as_str()
-                    .strip_prefix("^(?:")
-                    .and_then(|x| x.strip_suffix(")$"))
-                    .map(str::to_owned),
-                _ => None,
-            };
-            match rewritten {
-                Some(v) if v != m.value => Matcher::new(op, m.name.clone(), v),
-                _ => Err(e),
-            }
-            .map_err(|e| format!("parse error: {e}"))
-        })?;
-        out.push(matcher);
-    }
-    Ok(out)
+    pharos_promql::selector_matchers(vs).map_err(|e| e.to_string())
 }
 
 /// Upstream's `parser.ParseMetricSelector`: the text must be exactly one

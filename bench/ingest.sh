@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Ingestion benchmark: the same pharos-loadgen run against Pharos
+# metrics-server, Prometheus and VictoriaMetrics, one after the other on
+# this machine. Prints one JSON summary per system into $OUT/.
+#
+#   cargo build --release --bin metrics-server --bin pharos-loadgen
+#   SERIES=100000 SCRAPES=60 bench/ingest.sh
+#
+# Knobs: SERIES, SCRAPES, CONNS, BATCH, BIN (dir with the release
+# binaries), OUT, SYSTEMS ("pharos prometheus vm"), CORPUS=1 to replay
+# scrapes recorded from a local prometheus-node-exporter instead of the
+# synthetic series.
+set -euo pipefail
+
+SERIES=${SERIES:-100000}
+SCRAPES=${SCRAPES:-60}
+CONNS=${CONNS:-4}
+BATCH=${BATCH:-2000}
+BIN=${BIN:-target/release}
+OUT=${OUT:-/tmp/pharos-bench}
+SYSTEMS=${SYSTEMS:-"pharos prometheus vm"}
+VERIFY_HOSTS=${VERIFY_HOSTS:-20}
+
+mkdir -p "$OUT"
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_ready() { # url
+  for _ in $(seq 1 300); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "not ready: $1" >&2; return 1
+}
+
+CORPUS_ARGS=()
+if [[ "${CORPUS:-0}" == 1 ]]; then
+  NE_PORT=$(port)
+  prometheus-node-exporter --web.listen-address="127.0.0.1:$NE_PORT" >"$OUT/node-exporter.log" 2>&1 &
+  NE_PID=$!
+  wait_ready "http://127.0.0.1:$NE_PORT/metrics"
+  "$BIN/pharos-loadgen" record-corpus --url "http://127.0.0.1:$NE_PORT/metrics" \
+    --times 8 --every-ms 1000 --out "$OUT/corpus.txt"
+  kill "$NE_PID"
+  CORPUS_ARGS=(--corpus "$OUT/corpus.txt")
+fi
+
+run_load() { # name pid write_url query_url flush_url dirs...
+  local name=$1 pid=$2 url=$3 query=$4 flush=$5; shift 5
+  local dirs=()
+  for d in "$@"; do dirs+=(--server-dir "$d"); done
+  local flush_args=()
+  [[ -n "$flush" ]] && flush_args=(--before-verify "$flush")
+  "$BIN/pharos-loadgen" run --url "$url" --series "$SERIES" --scrapes "$SCRAPES" \
+    --connections "$CONNS" --batch "$BATCH" --server-pid "$pid" "${dirs[@]}" \
+    "${flush_args[@]}" --verify-query "$query" --verify-hosts "$VERIFY_HOSTS" \
+    "${CORPUS_ARGS[@]}" >"$OUT/$name.json"
+  echo "== $name"; cat "$OUT/$name.json"
+}
+
+for sys in $SYSTEMS; do
+  DIR=$(mktemp -d "$OUT/$sys.XXXX")
+  P=$(port)
+  case $sys in
+    pharos)
+      cat >"$DIR/pharos.yaml" <<YAML
+server:
+  grpc_listen_address: 127.0.0.1:$(port)
+  log_level: warn
+storage:
+  backend: filesystem
+  filesystem:
+    path: $DIR/objects
+metrics:
+  http_listen_address: 127.0.0.1:$P
+  local_path: $DIR/local
+# upstream systems have no per-tenant limits on by default: neither here
+limits:
+  ingestion_rate: 1000000000
+  ingestion_burst: 1000000000
+  max_active_series: 0
+YAML
+      "$BIN/metrics-server" --config.file "$DIR/pharos.yaml" >"$DIR/log" 2>&1 &
+      PID=$!
+      wait_ready "http://127.0.0.1:$P/ready"
+      run_load pharos "$PID" "http://127.0.0.1:$P/api/v1/write" \
+        "http://127.0.0.1:$P/api/v1/query" "" "$DIR/local"
+      curl -fsS "http://127.0.0.1:$P/api/v1/status/tsdb" >"$OUT/pharos-tsdb.json" || true
+      ;;
+    prometheus)
+      printf 'global:\n  scrape_interval: 15s\n' >"$DIR/prometheus.yml"
+      prometheus --config.file="$DIR/prometheus.yml" --storage.tsdb.path="$DIR/data" \
+        --web.listen-address="127.0.0.1:$P" --web.enable-remote-write-receiver \
+        --log.level=warn >"$DIR/log" 2>&1 &
+      PID=$!
+      wait_ready "http://127.0.0.1:$P/-/ready"
+      run_load prometheus "$PID" "http://127.0.0.1:$P/api/v1/write" \
+        "http://127.0.0.1:$P/api/v1/query" "" "$DIR/data"
+      curl -fsS "http://127.0.0.1:$P/api/v1/status/tsdb" >"$OUT/prometheus-tsdb.json" || true
+      ;;
+    vm)
+      victoria-metrics -storageDataPath="$DIR/data" -httpListenAddr="127.0.0.1:$P" \
+        -retentionPeriod=1y -search.latencyOffset=0s -search.disableCache \
+        -loggerLevel=WARN >"$DIR/log" 2>&1 &
+      PID=$!
+      wait_ready "http://127.0.0.1:$P/health"
+      run_load vm "$PID" "http://127.0.0.1:$P/api/v1/write" \
+        "http://127.0.0.1:$P/api/v1/query" "http://127.0.0.1:$P/internal/force_flush" "$DIR/data"
+      ;;
+  esac
+  kill "$PID"; wait "$PID" || true
+  rm -rf "$DIR"
+done
