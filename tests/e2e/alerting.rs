@@ -401,3 +401,78 @@ fn secs_of_day_now() -> f64 {
         .as_secs_f64();
     now % 86_400.0
 }
+
+/// The shipped deploy/alertmanager.yml passes amtool's check-config, and
+/// alert-router routes with it as amtool says Alertmanager would.
+#[tokio::test]
+async fn shipped_alertmanager_config_checks_and_routes() {
+    let Some(amtool) = which("amtool") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "amtool not installed in CI"
+        );
+        eprintln!("SKIPPING: no amtool");
+        return;
+    };
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/alertmanager.yml");
+    let out = std::process::Command::new(&amtool)
+        .arg("check-config")
+        .arg(&shipped)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let (port, grpc) = (free_port(), free_port());
+    let mut p = Proc::start(
+        "alert-router",
+        &[
+            &format!("--config.file={}", shipped.display()),
+            &format!("--storage.path={}", dir.path().join("data").display()),
+            &format!("--web.listen-address=127.0.0.1:{port}"),
+            "--cluster.listen-address=",
+            &format!("--server.grpc-listen-port={grpc}"),
+            &format!(
+                "--storage.filesystem.path={}",
+                dir.path().join("objects").display()
+            ),
+        ],
+        dir.path(),
+    );
+    wait_ready(
+        &mut p,
+        &format!("http://127.0.0.1:{port}/ready"),
+        Duration::from_secs(20),
+    )
+    .await;
+    let url = format!("--alertmanager.url=http://127.0.0.1:{port}");
+    for (labels, want) in [
+        (
+            &["severity=critical", "team=payments"][..],
+            "pagerduty,slack-payments",
+        ),
+        (&["severity=warning"][..], "email-oncall"),
+        (&["severity=critical"][..], "pagerduty"),
+    ] {
+        let out = std::process::Command::new(&amtool)
+            .args([url.as_str(), "config", "routes", "test"])
+            .args(labels)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text.trim(),
+            want,
+            "{labels:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    p.signal("TERM");
+    let (status, _) = p.wait_exit(Duration::from_secs(10));
+    assert!(status.success());
+}
