@@ -446,8 +446,9 @@ mod tests {
             "{:?}",
             fast.stats
         );
+        // a 1m group gets 2 or 3 slots in 125 s depending on its offset
         assert!(
-            (1..=2).contains(&slow.stats.iterations_total),
+            (1..=3).contains(&slow.stats.iterations_total),
             "{:?}",
             slow.stats
         );
