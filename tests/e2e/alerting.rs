@@ -2,7 +2,7 @@
 //! both alert-router and a real Alertmanager 0.25 with the same labels and
 //! annotations; changing the rule resolves them in both.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -19,27 +19,6 @@ const RULE: &str = r#"groups:
           summary: "High CPU usage on {{ $labels.instance }}"
           description: "CPU usage is above THRESHOLD%"
 "#;
-
-async fn get_json(c: &reqwest::Client, url: &str) -> serde_json::Value {
-    c.get(url).send().await.unwrap().json().await.unwrap()
-}
-
-async fn wait_for<F: Fn(&serde_json::Value) -> bool>(
-    c: &reqwest::Client,
-    url: &str,
-    what: &str,
-    f: F,
-) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        let v = get_json(c, url).await;
-        if f(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: {v:#}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 /// Labels and annotations of the active alerts an Alertmanager API lists.
 fn am_alerts(v: &serde_json::Value) -> Vec<(serde_json::Value, serde_json::Value)> {

@@ -8,6 +8,7 @@ mod durability;
 mod otlp;
 mod remote_write;
 mod rules;
+mod rules_differential;
 mod scrape;
 mod startup;
 mod support;

@@ -6,13 +6,7 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 
 async fn targets(c: &reqwest::Client, port: u16) -> serde_json::Value {
-    c.get(format!("http://127.0.0.1:{port}/api/v1/targets"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(c, &format!("http://127.0.0.1:{port}/api/v1/targets")).await
 }
 
 /// Polls the targets API until `pred` holds.
@@ -22,15 +16,13 @@ async fn wait_targets(
     what: &str,
     pred: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let t = targets(c, port).await;
-        if pred(&t) {
-            return t;
-        }
-        assert!(Instant::now() < deadline, "{what}: {t:#}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    wait_for(
+        c,
+        &format!("http://127.0.0.1:{port}/api/v1/targets"),
+        what,
+        pred,
+    )
+    .await
 }
 
 fn active(t: &serde_json::Value) -> Vec<(String, String)> {

@@ -264,3 +264,26 @@ pub fn promtool_check_metrics(promtool: &Path, text: &str) -> Result<(), String>
         ))
     }
 }
+
+pub async fn get_json(c: &reqwest::Client, url: &str) -> serde_json::Value {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// Polls a JSON API until `pred` holds, failing after 40 s with `what` and
+/// the last answer.
+pub async fn wait_for<F: Fn(&serde_json::Value) -> bool>(
+    c: &reqwest::Client,
+    url: &str,
+    what: &str,
+    pred: F,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let v = get_json(c, url).await;
+        if pred(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: {v:#}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
