@@ -86,7 +86,13 @@ const FUNCTIONS_242: &[&str] = &[
 ];
 
 /// Parses a query, rejecting syntax Prometheus 2.42 does not know.
+/// Errors carry Prometheus' `line:col:` prefix where the position can be
+/// found (see [`locate`]).
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
+    parse_unlocated(query).map_err(|e| locate(query, e))
+}
+
+fn parse_unlocated(query: &str) -> Result<Expr, QueryError> {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {
         // holt_winters was renamed in Prometheus 3 and the parser dropped it
@@ -138,8 +144,92 @@ fn parser_error(m: &str) -> QueryError {
             "string"
         })
     } else {
-        QueryError::Parse(format!("parse error: {m}"))
+        QueryError::Parse(format!("parse error: {}", prometheus_wording(m)))
     }
+}
+
+/// `promql-parser`'s messages in Prometheus 2.42's words: its type names
+/// (`vector`, `matrix`), its single quotes around names, and one message
+/// it uses for both an aggregation's operand and its parameter.
+fn prometheus_wording(m: &str) -> String {
+    let mut s = m
+        .replace("type vector", "type instant vector")
+        .replace("type matrix", "type range vector")
+        .replace(", got vector", ", got instant vector")
+        .replace(", got matrix", ", got range vector")
+        .replace(
+            "an vector selector or matrix selector",
+            "an instant vector selector or range vector selector",
+        );
+    for param in ["scalar", "string"] {
+        s = s.replace(
+            &format!("expected type {param} in aggregation expression"),
+            &format!("expected type {param} in aggregation parameter"),
+        );
+    }
+    // 'name' -> "name"
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s.as_str();
+    while let Some(open) = rest.find('\'') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .unwrap_or(after.len());
+        if len > 0 && after[len..].starts_with('\'') {
+            out.push('"');
+            out.push_str(&after[..len]);
+            out.push('"');
+            rest = &after[len + 1..];
+        } else {
+            out.push('\'');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The calls named in a message about a function's arguments:
+/// `expected N argument(s) in call to "f"` sits at the call, `expected type
+/// T in call to function "f"` at the argument, found here only when the
+/// call has one.
+fn call_error_position(q: &str, m: &str) -> Option<usize> {
+    let name_of = |key: &str| {
+        let rest = m.split(key).nth(1)?;
+        let rest = rest.strip_prefix('"')?;
+        rest.split('"').next()
+    };
+    if let Some(name) = name_of("argument(s) in call to ") {
+        return function_position(q, name);
+    }
+    let name = name_of("in call to function ")?;
+    let call = function_position(q, name)?;
+    let open = call + q[call..].find('(')?;
+    let b = q.as_bytes();
+    let mut depth = 0usize;
+    let mut i = open + 1;
+    let mut quote = None;
+    while i < b.len() {
+        let c = b[i];
+        match quote {
+            Some(qc) if c == b'\\' && qc != b'`' => i += 1,
+            Some(qc) if c == qc => quote = None,
+            Some(_) => {}
+            None => match c {
+                b'"' | b'\'' | b'`' => quote = Some(c),
+                b'(' | b'[' | b'{' => depth += 1,
+                b')' | b']' | b'}' if depth == 0 => break,
+                b')' | b']' | b'}' => depth -= 1,
+                // more than one argument: which one is wrong is not known
+                b',' if depth == 0 => return None,
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    let first = q[open + 1..].len() - q[open + 1..].trim_start().len();
+    Some(open + 1 + first)
 }
 
 fn unary_type_error(got: &str) -> QueryError {
@@ -455,7 +545,7 @@ fn check_lexical(q: &str) -> Result<(), QueryError> {
             // Inf and NaN are numbers to Prometheus' lexer, and the parser
             // panics on them as durations
             if (tok == "inf" || tok == "nan") && duration_position(&prev) {
-                return Err(number_error(&q[start..i], &prev));
+                return Err(at(q, start, number_error(&q[start..i], &prev)));
             }
             push(tok, &mut prev);
         } else if c.is_ascii_digit() || c == b'.' {
@@ -464,21 +554,24 @@ fn check_lexical(q: &str) -> Result<(), QueryError> {
             let tok = &q[start..i];
             let duration_ok = duration_position(&prev);
             if is_duration(tok) && !duration_ok {
-                return err(tok, "duration");
+                return Err(at(q, start, unexpected(tok, "duration")));
             }
             if !is_duration(tok) && duration_ok {
-                return Err(number_error(tok, &prev));
+                return Err(at(q, start, number_error(tok, &prev)));
             }
             if let Some(parts) = duration_parts(tok)
                 && duration_ms(&parts).is_none()
             {
-                return Err(QueryError::Parse(
-                    "parse error: duration out of range".into(),
+                return Err(at(
+                    q,
+                    start,
+                    QueryError::Parse("parse error: duration out of range".into()),
                 ));
             }
             if !is_duration(tok) {
                 let v = go_number(tok).map_err(|e| {
-                    QueryError::Parse(format!("parse error: error parsing number: {e}"))
+                    let e = QueryError::Parse(format!("parse error: error parsing number: {e}"));
+                    at(q, start, e)
                 })?;
                 // Go refuses @ times whose seconds do not fit int64
                 let sign = match (prev[0].as_str(), prev[1].as_str()) {
@@ -525,6 +618,18 @@ fn check_lexical(q: &str) -> Result<(), QueryError> {
     Ok(())
 }
 
+fn unexpected(tok: &str, what: &str) -> QueryError {
+    QueryError::Parse(format!("parse error: unexpected {what} {tok:?}"))
+}
+
+/// Prefixes a parse error with the `line:col` of the token it is about.
+fn at(q: &str, pos: usize, e: QueryError) -> QueryError {
+    match e {
+        QueryError::Parse(m) => QueryError::Parse(format!("{}: {m}", line_col(q, pos))),
+        e => e,
+    }
+}
+
 /// Whether the token after `prev` must be a duration: an offset or the
 /// range or step of a selector or subquery.
 fn duration_position(prev: &[String; 2]) -> bool {
@@ -538,6 +643,8 @@ fn duration_position(prev: &[String; 2]) -> bool {
 fn number_error(tok: &str, prev: &[String; 2]) -> QueryError {
     let tail = if prev[1] == "offset" || prev[0] == "offset" {
         " in offset, expected duration"
+    } else if prev[1] == ":" {
+        " in subquery selector, expected duration or \"]\""
     } else {
         ""
     };
@@ -621,6 +728,260 @@ fn check_vs(vs: &VectorSelector) -> Result<(), QueryError> {
     }
 }
 
+/// Adds Prometheus' `line:col:` prefix to a parse error. `promql-parser`
+/// reports no positions, so the position is recovered from the query text:
+/// first by a scan that mirrors Prometheus 2.42's lexer (stray and unclosed
+/// brackets, bad characters and durations), then from the error itself
+/// (unknown function names, a query that ends too early). Errors whose
+/// position cannot be found are left as they are.
+fn locate(q: &str, e: QueryError) -> QueryError {
+    let QueryError::Parse(mut m) = e else {
+        return e;
+    };
+
+    if m.ends_with("invalid promql query") && ends_in_operator(q) {
+        m = "parse error: unexpected end of input".into();
+    }
+    if let Some((pos, what)) = lex_error(q) {
+        return QueryError::Parse(format!("{}: parse error: {what}", line_col(q, pos)));
+    }
+    if m.starts_with(|c: char| c.is_ascii_digit()) {
+        // positioned already by the text checks
+        return QueryError::Parse(m);
+    }
+    let pos = if m.contains("in call to ") {
+        call_error_position(q, &m)
+    } else if let Some(name) = unknown_function(&m).map(str::to_owned) {
+        m = format!("parse error: unknown function with name {name:?}");
+        function_position(q, &name)
+    } else if m.contains("no expression found in input") {
+        Some(0)
+    } else if m.contains("unexpected end of input") || ends_in_operator(q) {
+        Some(q.len())
+    } else {
+        None
+    };
+    match pos {
+        Some(p) => QueryError::Parse(format!("{}: {m}", line_col(q, p))),
+        None => QueryError::Parse(m),
+    }
+}
+
+/// Whether the query stops right after a binary operator, which
+/// `promql-parser` reports only as an invalid query.
+fn ends_in_operator(q: &str) -> bool {
+    let t = q.trim_end();
+    let word = t
+        .rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .next()
+        .unwrap_or("");
+    let before = t[..t.len() - word.len()].trim_end();
+    let keyword = ["and", "or", "unless"].contains(&word) && !before.is_empty();
+    keyword
+        || t.ends_with(['+', '-', '*', '/', '%', '^', '<', '>'])
+        || t.ends_with("==")
+        || t.ends_with("!=")
+}
+
+/// `line:col` of a byte offset, both counted from 1 and the column in bytes
+/// as Prometheus (Go) counts it.
+fn line_col(q: &str, pos: usize) -> String {
+    let before = q.get(..pos).unwrap_or(q);
+    let line = 1 + before.matches('\n').count();
+    let col = 1 + pos - before.rfind('\n').map_or(0, |n| n + 1);
+    format!("{line}:{col}")
+}
+
+/// The name in an "unknown function" error; the parser quotes it with `'`.
+fn unknown_function(m: &str) -> Option<&str> {
+    let rest = m.split("unknown function with name ").nth(1)?;
+    let q = rest.chars().next()?;
+    rest[1..].split(q).next()
+}
+
+/// Offset of the first call of `name` in the query.
+fn function_position(q: &str, name: &str) -> Option<usize> {
+    let b = q.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b':';
+    q.match_indices(name).map(|(i, _)| i).find(|&i| {
+        let end = i + name.len();
+        let starts = i == 0 || !ident(b[i - 1]);
+        let calls = q[end..].trim_start().starts_with('(');
+        starts && (end >= b.len() || !ident(b[end])) && calls
+    })
+}
+
+/// The first error Prometheus 2.42's lexer reports for a query, as (byte
+/// offset, message), for the cases whose wording is known; None when the
+/// scan finds nothing it is sure of.
+fn lex_error(q: &str) -> Option<(usize, String)> {
+    let b = q.as_bytes();
+    let mut parens = 0usize;
+    let mut braces = false;
+    let mut bracket = false;
+    // the token right after `[` must be a duration
+    let mut range_start = false;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let ch = q[i..].chars().next()?;
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        if c == b'"' || c == b'\'' || c == b'`' {
+            let start = i;
+            i += 1;
+            while i < b.len() && b[i] != c {
+                if c != b'`' && b[i] == b'\n' {
+                    break;
+                }
+                if b[i] == b'\\' && c != b'`' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            if i >= b.len() || b[i] != c {
+                let kind = if c == b'`' { "raw" } else { "quoted" };
+                return Some((start, format!("unterminated {kind} string")));
+            }
+            i += 1;
+            range_start = false;
+            continue;
+        }
+        if braces {
+            match c {
+                b'}' => braces = false,
+                b'{' => return Some((i, "unexpected left brace '{'".into())),
+                b',' => {}
+                b'=' | b'!' if matches!(b.get(i + 1), Some(b'=' | b'~')) => i += 1,
+                b'=' => {}
+                _ if c.is_ascii_alphabetic() || c == b'_' => {
+                    while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                        i += 1;
+                    }
+                    continue;
+                }
+                // wording not checked against Prometheus: leave it to the parser
+                b'!' | b'#' => return None,
+                _ if c.is_ascii_digit() => return None,
+                _ => {
+                    return Some((
+                        i,
+                        format!("unexpected character inside braces: {}", go_rune(ch)),
+                    ));
+                }
+            }
+            i += 1;
+            continue;
+        }
+        if range_start {
+            range_start = false;
+            if c == b']' {
+                return Some((i, "missing unit character in duration".into()));
+            }
+            if c.is_ascii_digit() {
+                let end = number_end(b, i);
+                let tok = &q[i..end];
+                if tok.bytes().all(|d| d.is_ascii_digit()) {
+                    return Some((i, "missing unit character in duration".into()));
+                }
+                if !is_duration(tok) && tok.bytes().all(|d| d.is_ascii_alphanumeric()) {
+                    let got = lexed_duration(tok);
+                    return Some((i, format!("bad duration syntax: {got:?}")));
+                }
+                i = end;
+                continue;
+            }
+        }
+        match c {
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'(' => parens += 1,
+            // Prometheus reports this one just past the parenthesis
+            b')' if parens == 0 => {
+                return Some((i + 1, "unexpected right parenthesis ')'".into()));
+            }
+            b')' => parens -= 1,
+            b'{' => braces = true,
+            b'[' => {
+                bracket = true;
+                range_start = true;
+            }
+            b']' if !bracket => return Some((i, "unexpected right bracket ']'".into())),
+            b']' => bracket = false,
+            b':' if bracket => {}
+            b'!' => match b.get(i + 1) {
+                Some(b'=' | b'~') => i += 1,
+                _ => {
+                    let next = q[i + 1..].chars().next().unwrap_or('\u{FFFD}');
+                    return Some((
+                        i,
+                        format!("unexpected character after '!': {}", go_rune(next)),
+                    ));
+                }
+            },
+            b',' | b'*' | b'/' | b'%' | b'^' | b'@' | b'+' | b'-' | b'<' | b'>' | b'=' => {}
+            _ if c.is_ascii_digit()
+                || (c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit)) =>
+            {
+                let end = number_end(b, i);
+                let tok = &q[i..end];
+                let malformed = matches!(go_number(tok), Ok(None)) && !is_duration(tok);
+                if malformed && tok.bytes().all(|d| d.is_ascii_alphanumeric()) {
+                    let got = lexed_duration(tok);
+                    return Some((i, format!("bad number or duration syntax: {got:?}")));
+                }
+                i = end;
+                continue;
+            }
+            _ if c.is_ascii_alphabetic() || c == b'_' || c == b':' => {
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':')
+                {
+                    i += 1;
+                }
+                continue;
+            }
+            _ => return Some((i, format!("unexpected character: {}", go_rune(ch)))),
+        }
+        i += ch.len_utf8();
+    }
+    if braces {
+        Some((b.len(), "unexpected end of input inside braces".into()))
+    } else if parens > 0 {
+        Some((b.len(), "unclosed left parenthesis".into()))
+    } else if bracket {
+        Some((b.len(), "unclosed left bracket".into()))
+    } else {
+        None
+    }
+}
+
+/// The part of a malformed number or duration token Prometheus' lexer has
+/// taken when it gives up: digits and unit letters.
+fn lexed_duration(tok: &str) -> &str {
+    let end = tok
+        .find(|c: char| !(c.is_ascii_digit() || "smhdwy".contains(c)))
+        .unwrap_or(tok.len());
+    &tok[..end]
+}
+
+/// A character quoted the way Go's `%q` quotes a rune.
+fn go_rune(c: char) -> String {
+    match c {
+        '\'' => "'\\''".into(),
+        '\\' => "'\\\\'".into(),
+        '\n' => "'\\n'".into(),
+        '\t' => "'\\t'".into(),
+        c if c.is_control() => format!("'\\x{:02x}'", u32::from(c)),
+        c => format!("'{c}'"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -638,14 +999,14 @@ mod tests {
         let cases = [
             (
                 "up offset Inf",
-                "unexpected number \"Inf\" in offset, expected duration",
+                "1:11: unexpected number \"Inf\" in offset, expected duration",
             ),
             (
                 "up offset 1e30",
-                "unexpected number \"1e30\" in offset, expected duration",
+                "1:11: unexpected number \"1e30\" in offset, expected duration",
             ),
-            ("up offset 300y", "duration out of range"),
-            ("rate(up[300y])", "duration out of range"),
+            ("up offset 300y", "1:11: duration out of range"),
+            ("rate(up[300y])", "1:9: duration out of range"),
             (
                 "up @ 1e20",
                 "timestamp out of bounds for @ modifier: 100000000000000000000.000000",
@@ -656,19 +1017,19 @@ mod tests {
             ),
             (
                 "1e309",
-                "error parsing number: strconv.ParseFloat: parsing \"1e309\": value out of range",
+                "1:1: error parsing number: strconv.ParseFloat: parsing \"1e309\": value out of range",
             ),
             (
                 "0x8000000000000000",
-                "error parsing number: strconv.ParseFloat: parsing \"0x8000000000000000\": invalid syntax",
+                "1:1: error parsing number: strconv.ParseFloat: parsing \"0x8000000000000000\": invalid syntax",
             ),
             (
                 "ln(0)",
-                "expected type instant vector in call to function \"ln\", got scalar",
+                "1:4: expected type instant vector in call to function \"ln\", got scalar",
             ),
             (
                 "exp(NaN)",
-                "expected type instant vector in call to function \"exp\", got scalar",
+                "1:5: expected type instant vector in call to function \"exp\", got scalar",
             ),
             (
                 "+up[5m]",
@@ -688,7 +1049,14 @@ mod tests {
             ),
         ];
         for (q, want) in cases {
-            assert_eq!(parse_err(q), format!("parse error: {want}"), "{q}");
+            // a `line:col: ` prefix goes before "parse error"
+            let want = match want.split_once(": ") {
+                Some((pos, rest)) if pos.starts_with(|c: char| c.is_ascii_digit()) => {
+                    format!("{pos}: parse error: {rest}")
+                }
+                _ => format!("parse error: {want}"),
+            };
+            assert_eq!(parse_err(q), want, "{q}");
         }
     }
 
@@ -796,6 +1164,164 @@ mod tests {
         let r = rewrite("+a + 1e+2 + \"+\" # +");
         assert_eq!(r.plus_as_minus.as_deref(), Some("-a - 1e+2 - \"+\" # +"));
         assert_eq!(rewrite("a - b").plus_as_minus, None);
+    }
+
+    /// Messages and positions as Prometheus 2.42 answered these queries
+    /// on /api/v1/query.
+    #[test]
+    fn errors_carry_prometheus_positions() {
+        let cases = [
+            ("a $ b", "1:3: parse error: unexpected character: '$'"),
+            (
+                "foo ! bar",
+                "1:5: parse error: unexpected character after '!': ' '",
+            ),
+            ("foo}", "1:4: parse error: unexpected character: '}'"),
+            (
+                "foo{a=\"b\"}}",
+                "1:11: parse error: unexpected character: '}'",
+            ),
+            ("é $", "1:1: parse error: unexpected character: 'é'"),
+            (
+                "sum(\n  rate(x[5m])\n  $",
+                "3:3: parse error: unexpected character: '$'",
+            ),
+            (
+                "sum(rate(x[5m])))",
+                "1:18: parse error: unexpected right parenthesis ')'",
+            ),
+            ("x +)", "1:5: parse error: unexpected right parenthesis ')'"),
+            ("x[5m]]", "1:6: parse error: unexpected right bracket ']'"),
+            (
+                "sum(rate(x[5m])",
+                "1:16: parse error: unclosed left parenthesis",
+            ),
+            ("sum by (a", "1:10: parse error: unclosed left parenthesis"),
+            ("x * (", "1:6: parse error: unclosed left parenthesis"),
+            ("foo[5m", "1:7: parse error: unclosed left bracket"),
+            ("x[5m:1m", "1:8: parse error: unclosed left bracket"),
+            (
+                "foo{a=\"b\"",
+                "1:10: parse error: unexpected end of input inside braces",
+            ),
+            (
+                "x{a=\"b\",",
+                "1:9: parse error: unexpected end of input inside braces",
+            ),
+            (
+                "foo{a=\"b\" $}",
+                "1:11: parse error: unexpected character inside braces: '$'",
+            ),
+            ("foo{a{", "1:6: parse error: unexpected left brace '{'"),
+            ("\"abc", "1:1: parse error: unterminated quoted string"),
+            ("x +", "1:4: parse error: unexpected end of input"),
+            ("1 + ", "1:5: parse error: unexpected end of input"),
+            ("x +\n", "2:1: parse error: unexpected end of input"),
+            (
+                "foo(bar)",
+                "1:1: parse error: unknown function with name \"foo\"",
+            ),
+            (
+                "sum(foo(x))",
+                "1:5: parse error: unknown function with name \"foo\"",
+            ),
+            (
+                "histogram_quantil(0.9, x)",
+                "1:1: parse error: unknown function with name \"histogram_quantil\"",
+            ),
+            (
+                "rate(x[5mm])",
+                "1:8: parse error: bad duration syntax: \"5mm\"",
+            ),
+            (
+                "rate(x[5x])",
+                "1:8: parse error: bad duration syntax: \"5\"",
+            ),
+            (
+                "rate(x[5])",
+                "1:8: parse error: missing unit character in duration",
+            ),
+            (
+                "rate(x[])",
+                "1:8: parse error: missing unit character in duration",
+            ),
+            (
+                "rate(x[5m:5x])",
+                "1:11: parse error: bad number or duration syntax: \"5\"",
+            ),
+            (
+                "x offset 5x",
+                "1:10: parse error: bad number or duration syntax: \"5\"",
+            ),
+            (
+                "rate(x[5m] offset 1mm)",
+                "1:19: parse error: bad number or duration syntax: \"1mm\"",
+            ),
+            ("", "1:1: parse error: no expression found in input"),
+            ("5m", "1:1: parse error: unexpected duration \"5m\""),
+            (
+                "round(-2.5)",
+                "1:7: parse error: expected type instant vector in call to function \"round\", got scalar",
+            ),
+            (
+                "rate(node_load1)",
+                "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector",
+            ),
+            (
+                "rate(node_load1[5m], 1)",
+                "1:1: parse error: expected 1 argument(s) in call to \"rate\", got 2",
+            ),
+            (
+                "histogram_quantile(0.5)",
+                "1:1: parse error: expected 2 argument(s) in call to \"histogram_quantile\", got 1",
+            ),
+            (
+                "exp(NaN)",
+                "1:5: parse error: expected type instant vector in call to function \"exp\", got scalar",
+            ),
+            ("up + 5m", "1:6: parse error: unexpected duration \"5m\""),
+            (
+                "x[300]",
+                "1:3: parse error: missing unit character in duration",
+            ),
+            (
+                "x offset 1e30",
+                "1:10: parse error: unexpected number \"1e30\" in offset, expected duration",
+            ),
+            (
+                "x * 0x8000000000000000",
+                "1:5: parse error: error parsing number: strconv.ParseFloat: parsing \"0x8000000000000000\": invalid syntax",
+            ),
+            (
+                "x[5m:300]",
+                "1:6: parse error: unexpected number \"300\" in subquery selector, expected duration or \"]\"",
+            ),
+            (
+                "node_load1 * 1e400",
+                "1:14: parse error: error parsing number: strconv.ParseFloat: parsing \"1e400\": value out of range",
+            ),
+            (
+                "up offset NaN",
+                "1:11: parse error: unexpected number \"NaN\" in offset, expected duration",
+            ),
+        ];
+        for (q, want) in cases {
+            assert_eq!(parse_err(q), want, "{q:?}");
+        }
+    }
+
+    #[test]
+    fn valid_queries_have_no_lexer_error() {
+        for q in [
+            "sum by (instance) (rate(node_cpu_seconds_total{mode!=\"idle\"}[5m]))",
+            "x[5m:1m] offset -1h @ 100",
+            "{__name__=~\"a.*\", b!~'c'} # comment )",
+            "label_replace(x, \"a\", `raw \\ )`, \"b\", \"c\") + 0x1F + 1e-3 + .5 + Inf",
+            "a:b:c == bool on(x) group_left(y) z",
+        ] {
+            assert_eq!(lex_error(q), None, "{q}");
+            assert!(parse(q).is_ok(), "{q}");
+        }
     }
 
     #[test]
