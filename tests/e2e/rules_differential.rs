@@ -33,6 +33,8 @@ const RUN: f64 = 20.0;
 /// interval plus one evaluation interval.
 const TOLERANCE: f64 = 2.0;
 const STEP: f64 = 0.25;
+/// When both alerts have settled into firing.
+const MID: f64 = 9.0;
 /// How far apart the lengths of the same state may be: both servers tick
 /// at a fixed interval, so a phase difference shifts a state but hardly
 /// stretches it; this is what tells `for: 2s` from `for: 4s`.
@@ -128,7 +130,8 @@ fn rule_view(r: &Value) -> Value {
         "name": r["name"],
         "type": r["type"],
         "health": r["health"],
-        "has_error": r["lastError"].as_str().is_some_and(|e| !e.is_empty()),
+        // the engines word errors alike, down to the series listed
+        "lastError": r.get("lastError").cloned().unwrap_or(Value::Null),
         "query": r["query"],
         "duration": r["duration"],
         "keepFiringFor": r.get("keepFiringFor").cloned().unwrap_or(Value::from(0)),
@@ -156,6 +159,73 @@ fn rules_view(v: &Value) -> Vec<(Value, Vec<Value>)> {
             )
         })
         .collect()
+}
+
+/// Active alerts as (labels, annotations, state, value) and activeAt in
+/// seconds, sorted by labels.
+fn active_alerts(v: &Value) -> Vec<(Value, f64)> {
+    let mut out: Vec<(Value, f64)> = v["data"]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let at = chrono_secs(a["activeAt"].as_str().unwrap_or_default());
+            let value = a["value"].as_str().and_then(|x| x.parse::<f64>().ok());
+            (
+                serde_json::json!({
+                    "labels": a["labels"],
+                    "annotations": a["annotations"],
+                    "state": a["state"],
+                    "value": value,
+                }),
+                at,
+            )
+        })
+        .collect();
+    out.sort_by_key(|a| a.0["labels"].to_string());
+    out
+}
+
+/// Seconds since the epoch of an RFC 3339 time such as
+/// `2026-11-24T01:30:00.123456789Z` or `...+02:00` (Go prints the server's
+/// local zone).
+fn chrono_secs(s: &str) -> f64 {
+    let parse = |r: &str| {
+        r.parse::<i64>()
+            .unwrap_or_else(|_| panic!("bad time {s:?}"))
+    };
+    let (date, time) = s
+        .split_once('T')
+        .unwrap_or_else(|| panic!("bad time {s:?}"));
+    let (time, offset) = if let Some(t) = time.strip_suffix('Z') {
+        (t, 0)
+    } else {
+        let at = time
+            .rfind(['+', '-'])
+            .unwrap_or_else(|| panic!("bad time {s:?}"));
+        let (t, o) = time.split_at(at);
+        let sign = if o.starts_with('-') { -1 } else { 1 };
+        let (h, m) = o[1..]
+            .split_once(':')
+            .unwrap_or_else(|| panic!("bad time {s:?}"));
+        (t, sign * (parse(h) * 3600 + parse(m) * 60))
+    };
+    let d: Vec<i64> = date.split('-').map(parse).collect();
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<i64> = hms.split(':').map(parse).collect();
+    // days from civil date (proleptic Gregorian), Howard Hinnant's method
+    let (y, m) = if d[1] <= 2 {
+        (d[0] - 1, d[1] + 9)
+    } else {
+        (d[0], d[1] - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d[2] - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let frac = format!("0.{frac}").parse::<f64>().unwrap_or(0.0);
+    (days * 86_400 + t[0] * 3600 + t[1] * 60 + t[2] - offset) as f64 + frac
 }
 
 /// Per alert (its labels without `alertstate`), the ordered state changes
@@ -317,11 +387,38 @@ async fn prometheus_and_metrics_server_agree_on_rules_over_time() {
     }
     let t0 = now_secs();
     *schedule.lock().unwrap() = Some(Instant::now());
-    tokio::time::sleep(Duration::from_secs_f64(RUN)).await;
-    ms.assert_running();
-
     let theirs_url = format!("http://127.0.0.1:{prom_port}");
     let ours_url = format!("http://127.0.0.1:{}", ports.metrics);
+
+    // (0) mid-run, with both alerts firing, /api/v1/alerts agrees: labels,
+    // rendered annotations, state, value, and activeAt within the tolerance
+    tokio::time::sleep(Duration::from_secs_f64(MID)).await;
+    let theirs = active_alerts(&get_json(&c, &format!("{theirs_url}/api/v1/alerts"), &[]).await);
+    let ours = active_alerts(&get_json(&c, &format!("{ours_url}/api/v1/alerts"), &[]).await);
+    assert_eq!(theirs.len(), 2, "prometheus alerts at {MID}s: {theirs:#?}");
+    assert_eq!(
+        ours.iter().map(|a| &a.0).collect::<Vec<_>>(),
+        theirs.iter().map(|a| &a.0).collect::<Vec<_>>(),
+        "active alerts at {MID}s (left: metrics-server)"
+    );
+    for (o, t) in ours.iter().zip(&theirs) {
+        assert!(
+            t.1 - t0 > HIGH_FROM - 1.0 && t.1 - t0 < HIGH_FROM + TOLERANCE + 1.0,
+            "prometheus activeAt of {} at {:.2}s",
+            t.0,
+            t.1 - t0
+        );
+        assert!(
+            (o.1 - t.1).abs() <= TOLERANCE,
+            "activeAt of {}: {:.2}s in metrics-server, {:.2}s in prometheus",
+            t.0,
+            o.1 - t0,
+            t.1 - t0
+        );
+    }
+
+    tokio::time::sleep(Duration::from_secs_f64(RUN - MID)).await;
+    ms.assert_running();
 
     // (1) the rules API: same groups, same rules, same health
     let theirs = rules_view(&get_json(&c, &format!("{theirs_url}/api/v1/rules"), &[]).await);
@@ -330,8 +427,13 @@ async fn prometheus_and_metrics_server_agree_on_rules_over_time() {
     assert_eq!(theirs[0].1.len(), 5, "prometheus rules: {theirs:#?}");
     let bad = &theirs[0].1[4];
     assert_eq!(
-        (bad["health"].as_str(), bad["has_error"].as_bool()),
-        (Some("err"), Some(true)),
+        (
+            bad["health"].as_str(),
+            bad["lastError"]
+                .as_str()
+                .is_some_and(|e| e.contains("many-to-many")),
+        ),
+        (Some("err"), true),
         "the many-to-many rule errors in prometheus: {bad:#}"
     );
     assert_eq!(ours.len(), theirs.len(), "groups: ours {ours:#?}");

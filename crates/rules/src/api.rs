@@ -22,9 +22,11 @@ pub struct RuleGroup {
     pub file: String,
     pub rules: Vec<ApiRule>,
     /// Seconds.
+    #[serde(serialize_with = "go_float")]
     pub interval: f64,
     pub limit: usize,
     #[serde(rename = "evaluationTime")]
+    #[serde(serialize_with = "go_float")]
     pub evaluation_time: f64,
     #[serde(rename = "lastEvaluation")]
     pub last_evaluation: String,
@@ -42,8 +44,10 @@ pub struct AlertingRule {
     pub state: String,
     pub name: String,
     pub query: String,
+    #[serde(serialize_with = "go_float")]
     pub duration: f64,
     #[serde(rename = "keepFiringFor")]
+    #[serde(serialize_with = "go_float")]
     pub keep_firing_for: f64,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
@@ -52,6 +56,7 @@ pub struct AlertingRule {
     #[serde(rename = "lastError", skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     #[serde(rename = "evaluationTime")]
+    #[serde(serialize_with = "go_float")]
     pub evaluation_time: f64,
     #[serde(rename = "lastEvaluation")]
     pub last_evaluation: String,
@@ -69,6 +74,7 @@ pub struct RecordingRule {
     #[serde(rename = "lastError", skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     #[serde(rename = "evaluationTime")]
+    #[serde(serialize_with = "go_float")]
     pub evaluation_time: f64,
     #[serde(rename = "lastEvaluation")]
     pub last_evaluation: String,
@@ -189,6 +195,16 @@ fn api_alert(a: &Alert) -> ApiAlert {
         active_at: Some(go_time(Some(a.active_at))),
         keep_firing_since: a.keep_firing_since.map(|t| go_time(Some(t))),
         value: go_float_e_lower(a.value),
+    }
+}
+
+/// Go's encoding/json writes whole floats without a fraction (`60`, not
+/// `60.0`); clients that compare the text see the same bytes.
+fn go_float<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
     }
 }
 
