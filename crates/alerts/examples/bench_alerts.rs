@@ -1,18 +1,21 @@
 //! Ingest throughput of the alert-router against Alertmanager 0.25.
 //!
-//! Starts the router in this process and, when found, upstream's binary
-//! (`/usr/bin/prometheus-alertmanager` or `$ALERTMANAGER`) with the same
-//! config; creates 1k silences on each, then posts batches of alerts that
-//! form 10k aggregation groups from several concurrent clients for a fixed
-//! time and prints accepted alerts/s and resident memory.
+//! Both servers run as separate processes with the same config: the
+//! `alert-router` binary (`$ALERT_ROUTER`, default
+//! `target/release/alert-router`) and upstream's
+//! (`$ALERTMANAGER`, default `/usr/bin/prometheus-alertmanager`). Each
+//! gets 1k silences, then a warm-up pass that creates the 10k aggregation
+//! groups, then a timed run posting pre-encoded batches (bodies are built
+//! once, so the client spends its time on I/O, not JSON) over a few
+//! keep-alive connections. Reported per server: accepted alerts/s, server
+//! CPU µs per accepted alert (utime+stime from `/proc/<pid>/stat`), the
+//! client's own CPU share, and resident memory.
 //!
-//! `cargo run --release -p pharos-alerts --example bench_alerts -- [secs] [clients]`
+//! `cargo run --release -p pharos-alerts --example bench_alerts -- [secs] [connections]`
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-use pharos_alerts::{AlertsApi, AlertsConfig};
 
 const GROUPS: usize = 10_000;
 const SILENCES: usize = 1_000;
@@ -38,6 +41,29 @@ fn rss_kib(pid: u32) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// utime+stime of a process in seconds. Fields are counted after the
+/// `)` closing the command name, which may itself contain spaces.
+fn cpu_secs(pid: &str) -> f64 {
+    let ticks = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .unwrap_or(100.0);
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 1..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // After ")": state is field 3, utime 14, stime 15 (1-based).
+            let u: f64 = f.get(11)?.parse().ok()?;
+            let st: f64 = f.get(12)?.parse().ok()?;
+            Some((u + st) / ticks)
+        })
+        .unwrap_or(0.0)
 }
 
 fn iso(t: std::time::SystemTime) -> String {
@@ -66,7 +92,7 @@ fn iso(t: std::time::SystemTime) -> String {
 }
 
 async fn wait_ready(client: &reqwest::Client, base: &str) -> bool {
-    for _ in 0..200 {
+    for _ in 0..400 {
         if let Ok(r) = client.get(format!("{base}/-/ready")).send().await
             && r.status().is_success()
         {
@@ -99,45 +125,73 @@ async fn make_silences(client: &reqwest::Client, base: &str) -> usize {
     ok
 }
 
-/// Posts batches for `secs` from `clients` tasks; returns accepted alerts.
-async fn load(base: &str, secs: u64, clients: usize) -> (u64, u64) {
+/// `GROUPS / BATCH` bodies that together hold one alert per group; each
+/// is posted again and again, as Prometheus re-sends firing alerts.
+fn bodies() -> Vec<Vec<u8>> {
+    let now = std::time::SystemTime::now();
+    let (starts, ends) = (iso(now), iso(now + Duration::from_secs(4 * 3600)));
+    (0..GROUPS / BATCH)
+        .map(|b| {
+            let batch: Vec<serde_json::Value> = (0..BATCH)
+                .map(|k| {
+                    let i = b * BATCH + k;
+                    serde_json::json!({
+                        "labels": {"alertname": "Bench", "group": format!("g{i}"), "instance": format!("i{}", i % 50), "job": "bench"},
+                        "annotations": {"summary": "load"},
+                        "startsAt": starts,
+                        "endsAt": ends,
+                        "generatorURL": "http://prometheus:9090/graph",
+                    })
+                })
+                .collect();
+            serde_json::to_vec(&batch).unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Posts the bodies round-robin from `conns` tasks until `until`, or once
+/// each when `until` is `None`; returns (accepted, failed) alerts.
+async fn load(
+    client: &reqwest::Client,
+    base: &str,
+    bodies: &Arc<Vec<Vec<u8>>>,
+    conns: usize,
+    until: Option<Instant>,
+) -> (u64, u64) {
     let accepted = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    let end = Instant::now() + Duration::from_secs(secs);
+    let next = Arc::new(AtomicU64::new(0));
+    let url = format!("{base}/api/v2/alerts");
     let mut tasks = Vec::new();
-    for c in 0..clients {
-        let base = base.to_owned();
-        let (accepted, failed) = (accepted.clone(), failed.clone());
+    for _ in 0..conns {
+        let (client, url, bodies) = (client.clone(), url.clone(), bodies.clone());
+        let (accepted, failed, next) = (accepted.clone(), failed.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let mut n: usize = c * 7919;
-            while Instant::now() < end {
-                let now = std::time::SystemTime::now();
-                let batch: Vec<serde_json::Value> = (0..BATCH)
-                    .map(|k| {
-                        let i = n + k;
-                        serde_json::json!({
-                            "labels": {"alertname": "Bench", "group": format!("g{}", i % GROUPS), "instance": format!("i{}", i % 50)},
-                            "annotations": {"summary": "load"},
-                            "startsAt": iso(now),
-                            "endsAt": iso(now + Duration::from_secs(3600)),
-                        })
-                    })
-                    .collect();
-                n += BATCH;
-                match client
-                    .post(format!("{base}/api/v2/alerts"))
-                    .json(&batch)
+            loop {
+                let i = usize::try_from(next.fetch_add(1, Ordering::Relaxed)).unwrap_or(0);
+                match until {
+                    Some(t) if Instant::now() >= t => break,
+                    None if i >= bodies.len() => break,
+                    _ => {}
+                }
+                let body = bodies[i % bodies.len()].clone();
+                let ok = match client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
                     .send()
                     .await
                 {
-                    Ok(r) if r.status().is_success() => {
-                        accepted.fetch_add(BATCH as u64, Ordering::Relaxed);
+                    Ok(r) => {
+                        let ok = r.status().is_success();
+                        // Drains the body so the connection is reused.
+                        let _ = r.bytes().await;
+                        ok
                     }
-                    _ => {
-                        failed.fetch_add(BATCH as u64, Ordering::Relaxed);
-                    }
-                }
+                    Err(_) => false,
+                };
+                let c = if ok { &accepted } else { &failed };
+                c.fetch_add(BATCH as u64, Ordering::Relaxed);
             }
         }));
     }
@@ -165,95 +219,122 @@ async fn groups(client: &reqwest::Client, base: &str) -> usize {
     }
 }
 
-async fn run_one(name: &str, base: &str, pid: u32, secs: u64, clients: usize) {
-    let client = reqwest::Client::new();
+async fn run_one(name: &str, base: &str, pid: u32, secs: u64, conns: usize) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(conns)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap_or_default();
     if !wait_ready(&client, base).await {
-        println!("{name}: not ready, skipped");
+        println!("| {name} | not ready, skipped |");
         return;
     }
-    let rss0 = rss_kib(pid);
-    let t = Instant::now();
+    let bodies = Arc::new(bodies());
     let s = make_silences(&client, base).await;
-    let sil_secs = t.elapsed().as_secs_f64();
-    let (ok, bad) = load(base, secs, clients).await;
+    let (warm, _) = load(&client, base, &bodies, conns, None).await;
+    let rss0 = rss_kib(pid);
+    let spid = pid.to_string();
+    let (cpu0, self0) = (cpu_secs(&spid), cpu_secs("self"));
+    let t = Instant::now();
+    let (ok, bad) = load(
+        &client,
+        base,
+        &bodies,
+        conns,
+        Some(t + Duration::from_secs(secs)),
+    )
+    .await;
+    let wall = t.elapsed().as_secs_f64();
+    let (cpu1, self1) = (cpu_secs(&spid), cpu_secs("self"));
     let rss1 = rss_kib(pid);
     let g = groups(&client, base).await;
+    let per_alert_us = if ok == 0 {
+        f64::NAN
+    } else {
+        (cpu1 - cpu0) * 1e6 / ok as f64
+    };
     println!(
-        "| {name} | {:.0} | {ok} | {bad} | {g} | {s} in {sil_secs:.2}s | {} | {} |",
-        ok as f64 / secs as f64,
+        "| {name} | {:.0} | {per_alert_us:.1} | {:.2} | {:.2} | {ok} | {bad} | {g} (warm-up {warm}) | {s} | {} | {} |",
+        ok as f64 / wall,
+        (cpu1 - cpu0) / wall,
+        (self1 - self0) / wall,
         rss0 / 1024,
         rss1 / 1024
     );
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
-    let mut args = std::env::args().skip(1);
-    let secs: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
-    let clients: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(8);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let cfg_path = dir.path().join("alertmanager.yml");
-    std::fs::write(&cfg_path, CONFIG).expect("write config");
-
-    println!(
-        "| server | accepted alerts/s | accepted | failed | groups after | silences | RSS before MiB | RSS after MiB |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-
-    let port = free_port();
-    let cfg = AlertsConfig {
-        http_listen_address: format!("127.0.0.1:{port}"),
-        config_file: Some(cfg_path.clone()),
-        local_path: dir.path().join("router"),
-        cluster_listen_address: String::new(),
-        ..AlertsConfig::default()
-    };
-    let api = AlertsApi::from_config(&cfg).expect("router config");
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .expect("bind");
-    let app = pharos_alerts::router(api.clone());
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    run_one(
-        "pharos alert-router (in-process)",
-        &format!("http://127.0.0.1:{port}"),
-        std::process::id(),
-        secs,
-        clients,
-    )
-    .await;
-    api.shutdown().await;
-    server.abort();
-
-    let am =
-        std::env::var("ALERTMANAGER").unwrap_or_else(|_| "/usr/bin/prometheus-alertmanager".into());
-    let port = free_port();
-    let child = std::process::Command::new(&am)
-        .arg(format!("--config.file={}", cfg_path.display()))
-        .arg(format!(
-            "--storage.path={}",
-            dir.path().join("am").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=")
+/// Starts a server, benchmarks it, stops it.
+async fn bench_process(
+    name: &str,
+    mut cmd: std::process::Command,
+    port: u16,
+    secs: u64,
+    conns: usize,
+) {
+    match cmd
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn();
-    match child {
+        .spawn()
+    {
         Ok(mut child) => {
             run_one(
-                "Alertmanager 0.25",
+                name,
                 &format!("http://127.0.0.1:{port}"),
                 child.id(),
                 secs,
-                clients,
+                conns,
             )
             .await;
             let _ = child.kill();
             let _ = child.wait();
         }
-        Err(e) => println!("{am}: cannot start ({e}), skipped"),
+        Err(e) => println!("| {name} | cannot start ({e}), skipped |"),
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let secs: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
+    let conns: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(4);
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg_path = dir.path().join("alertmanager.yml");
+    std::fs::write(&cfg_path, CONFIG).expect("write config");
+
+    println!(
+        "| server | accepted alerts/s | server CPU µs/alert | server cores busy | client cores busy | accepted | failed | groups after | silences | RSS before MiB | RSS after MiB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+
+    if only.is_empty() || only == "pharos" {
+        let bin =
+            std::env::var("ALERT_ROUTER").unwrap_or_else(|_| "target/release/alert-router".into());
+        let (port, grpc) = (free_port(), free_port());
+        let mut cmd = std::process::Command::new(&bin);
+        cmd.arg(format!("--config.file={}", cfg_path.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("router").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .arg(format!("--server.grpc-listen-port={grpc}"));
+        bench_process("pharos alert-router", cmd, port, secs, conns).await;
+    }
+
+    if only.is_empty() || only == "am" {
+        let am = std::env::var("ALERTMANAGER")
+            .unwrap_or_else(|_| "/usr/bin/prometheus-alertmanager".into());
+        let port = free_port();
+        let mut cmd = std::process::Command::new(&am);
+        cmd.arg(format!("--config.file={}", cfg_path.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("am").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=");
+        bench_process("Alertmanager 0.25", cmd, port, secs, conns).await;
     }
 }

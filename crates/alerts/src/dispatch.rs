@@ -11,6 +11,7 @@
 //! integrations are not built yet.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::LabelSet;
 use crate::config::Receiver;
@@ -245,7 +246,7 @@ pub struct Flush {
     /// The group's repeat interval, to judge the log again after a wait.
     repeat: Millis,
     /// The alerts as flushed, to drop resolved ones that did not change.
-    sent: BTreeMap<u64, Alert>,
+    sent: BTreeMap<u64, Arc<Alert>>,
 }
 
 #[derive(Debug, Clone)]
@@ -257,7 +258,7 @@ struct AggrGroup {
     repeat_interval: Millis,
     mute_time_intervals: Vec<String>,
     active_time_intervals: Vec<String>,
-    alerts: BTreeMap<u64, Alert>,
+    alerts: BTreeMap<u64, Arc<Alert>>,
     next_flush: Millis,
     has_flushed: bool,
     /// A flush is out and not yet completed.
@@ -268,6 +269,9 @@ struct AggrGroup {
 #[derive(Debug, Default)]
 pub struct Dispatcher {
     groups: HashMap<String, AggrGroup>,
+    /// `(next_flush, key)` of every group not in flight, so finding what
+    /// is due does not scan all groups on each wake-up (one per POST).
+    schedule: BTreeSet<(Millis, String)>,
     log: HashMap<(String, Integration), LogEntry>,
 }
 
@@ -278,41 +282,60 @@ impl Dispatcher {
 
     /// Puts an alert into the group of every route it matches.
     pub fn process(&mut self, tree: &RouteNode, alert: &Alert, now: Millis) {
+        self.process_shared(tree, alert.fingerprint(), &Arc::new(alert.clone()), now);
+    }
+
+    /// [`Dispatcher::process`] for an alert the store already shares,
+    /// with its fingerprint: intake copies nothing.
+    pub fn process_shared(&mut self, tree: &RouteNode, fp: u64, alert: &Arc<Alert>, now: Millis) {
         for route in tree.match_labels(&alert.labels) {
-            self.insert(route, alert, now);
+            self.insert(route, fp, alert, now);
         }
     }
 
-    fn insert(&mut self, route: &RouteNode, alert: &Alert, now: Millis) {
+    fn insert(&mut self, route: &RouteNode, fp: u64, alert: &Arc<Alert>, now: Millis) {
         let key = route.group_key(&alert.labels);
-        let group = self.groups.entry(key).or_insert_with(|| AggrGroup {
-            receiver: route.receiver.clone(),
-            labels: route.group_labels(&alert.labels),
-            group_wait: ms(route.group_wait),
-            group_interval: ms(route.group_interval),
-            repeat_interval: ms(route.repeat_interval),
-            mute_time_intervals: route.mute_time_intervals.clone(),
-            active_time_intervals: route.active_time_intervals.clone(),
-            alerts: BTreeMap::new(),
-            next_flush: now.saturating_add(ms(route.group_wait)),
-            has_flushed: false,
-            in_flight: false,
-        });
+        if !self.groups.contains_key(&key) {
+            let next_flush = now.saturating_add(ms(route.group_wait));
+            self.schedule.insert((next_flush, key.clone()));
+            self.groups.insert(
+                key.clone(),
+                AggrGroup {
+                    receiver: route.receiver.clone(),
+                    labels: route.group_labels(&alert.labels),
+                    group_wait: ms(route.group_wait),
+                    group_interval: ms(route.group_interval),
+                    repeat_interval: ms(route.repeat_interval),
+                    mute_time_intervals: route.mute_time_intervals.clone(),
+                    active_time_intervals: route.active_time_intervals.clone(),
+                    alerts: BTreeMap::new(),
+                    next_flush,
+                    has_flushed: false,
+                    in_flight: false,
+                },
+            );
+        }
+        let Some(group) = self.groups.get_mut(&key) else {
+            return;
+        };
         // An alert that started more than group_wait ago has waited
         // enough: the first flush happens at once.
-        if !group.has_flushed && alert.starts_at.saturating_add(group.group_wait) < now {
-            group.next_flush = group.next_flush.min(now);
+        if !group.has_flushed
+            && alert.starts_at.saturating_add(group.group_wait) < now
+            && now < group.next_flush
+        {
+            if !group.in_flight {
+                self.schedule.remove(&(group.next_flush, key.clone()));
+                self.schedule.insert((now, key));
+            }
+            group.next_flush = now;
         }
-        group.alerts.insert(alert.fingerprint(), alert.clone());
+        group.alerts.insert(fp, alert.clone());
     }
 
     /// When the earliest group comes due.
     pub fn next_flush_at(&self) -> Option<Millis> {
-        self.groups
-            .values()
-            .filter(|g| !g.in_flight)
-            .map(|g| g.next_flush)
-            .min()
+        self.schedule.first().map(|(t, _)| *t)
     }
 
     /// Number of aggregation groups.
@@ -329,14 +352,15 @@ impl Dispatcher {
     /// or `repeat_interval` passed. Groups are rescheduled after
     /// `group_interval`.
     pub fn flush_due(&mut self, now: Millis, ctx: &dyn FlushContext) -> Vec<Flush> {
-        let mut due: Vec<&String> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| !g.in_flight && g.next_flush <= now)
-            .map(|(k, _)| k)
-            .collect();
+        let mut due: Vec<String> = Vec::new();
+        while let Some((t, _)) = self.schedule.first()
+            && *t <= now
+        {
+            if let Some((_, key)) = self.schedule.pop_first() {
+                due.push(key);
+            }
+        }
         due.sort();
-        let due: Vec<String> = due.into_iter().cloned().collect();
         let mut out = Vec::new();
         for key in due {
             let Some(group) = self.groups.get_mut(&key) else {
@@ -349,9 +373,9 @@ impl Dispatcher {
             let (mut firing, mut resolved) = (Vec::new(), Vec::new());
             for a in sent.values().filter(|a| !ctx.muted(a)) {
                 if a.resolved_at(now) {
-                    resolved.push(a.clone());
+                    resolved.push(Alert::clone(a));
                 } else {
-                    firing.push(a.clone());
+                    firing.push(Alert::clone(a));
                 }
             }
             let firing_fps: BTreeSet<u64> = firing.iter().map(Alert::fingerprint).collect();
@@ -454,6 +478,10 @@ impl Dispatcher {
         let Some(group) = self.groups.get_mut(&flush.group_key) else {
             return written;
         };
+        if group.in_flight {
+            self.schedule
+                .insert((group.next_flush, flush.group_key.clone()));
+        }
         group.in_flight = false;
         if !all_ok {
             return written;
@@ -466,6 +494,8 @@ impl Dispatcher {
             }
         }
         if group.alerts.is_empty() {
+            self.schedule
+                .remove(&(group.next_flush, flush.group_key.clone()));
             self.groups.remove(&flush.group_key);
         }
         written
@@ -529,6 +559,7 @@ impl Dispatcher {
     /// again. A flush in flight completes into nothing.
     pub fn reset_groups(&mut self) {
         self.groups.clear();
+        self.schedule.clear();
     }
 
     /// The aggregation groups as they are now, sorted by group key, for
@@ -541,7 +572,7 @@ impl Dispatcher {
                 group_key: k.clone(),
                 receiver: g.receiver.clone(),
                 labels: g.labels.clone(),
-                alerts: g.alerts.values().cloned().collect(),
+                alerts: g.alerts.values().map(|a| Alert::clone(a)).collect(),
             })
             .collect();
         v.sort_by(|a, b| a.group_key.cmp(&b.group_key));
@@ -765,6 +796,70 @@ mod tests {
         );
         d2.complete(f.remove(0), true, t0 + 300 * S);
         assert!(d2.is_empty());
+    }
+
+    /// The schedule index must always say what a scan of the groups says.
+    fn assert_schedule_consistent(d: &Dispatcher) {
+        let waiting: BTreeSet<(Millis, String)> = d
+            .groups
+            .iter()
+            .filter(|(_, g)| !g.in_flight)
+            .map(|(k, g)| (g.next_flush, k.clone()))
+            .collect();
+        assert_eq!(d.schedule, waiting);
+    }
+
+    #[test]
+    fn schedule_follows_groups_through_flushes_and_removal() {
+        let t = tree();
+        let c = Ctx {
+            muted: BTreeSet::new(),
+            send_resolved: true,
+        };
+        let mut d = Dispatcher::new();
+        let t0 = 1_000_000 * S;
+        let in_group = |name: &str, g: &str, start: Millis, end: Millis| {
+            let mut a = alert(name, start, end);
+            a.labels.insert("g".into(), g.into());
+            a
+        };
+        for (i, g) in ["1", "2", "3"].iter().enumerate() {
+            let at = t0 + i64::try_from(i).unwrap() * S;
+            d.process(&t, &in_group("A", g, at, t0 + 100 * S), at);
+            assert_schedule_consistent(&d);
+        }
+        // An old alert in group 3 moves its first flush up to now.
+        d.process(
+            &t,
+            &in_group("B", "3", t0 - 600 * S, t0 + 100 * S),
+            t0 + 3 * S,
+        );
+        assert_schedule_consistent(&d);
+        assert_eq!(d.next_flush_at(), Some(t0 + 3 * S));
+        let f = d.flush_due(t0 + 3 * S, &c);
+        assert_eq!(f.len(), 1);
+        assert_schedule_consistent(&d);
+        assert_eq!(d.next_flush_at(), Some(t0 + 30 * S));
+        let mut rest = d.flush_due(t0 + 31 * S, &c);
+        assert_eq!(rest.len(), 2);
+        assert_eq!(d.next_flush_at(), None, "all in flight");
+        assert_schedule_consistent(&d);
+        for flush in f.into_iter().chain(rest.drain(..)) {
+            d.complete(flush, true, t0 + 31 * S);
+            assert_schedule_consistent(&d);
+        }
+        // Everything resolved at t0+100s: the next flushes report it and
+        // the groups, once empty, leave the schedule too.
+        let later = t0 + 400 * S;
+        for flush in d.flush_due(later, &c) {
+            d.complete(flush, true, later);
+            assert_schedule_consistent(&d);
+        }
+        assert!(d.is_empty());
+        assert_eq!(d.next_flush_at(), None);
+        d.process(&t, &in_group("C", "1", later, later + 100 * S), later);
+        d.reset_groups();
+        assert_schedule_consistent(&d);
     }
 
     #[test]

@@ -133,11 +133,23 @@ impl RouteNode {
 
     /// Upstream's aggregation group key: route key, `:`, group labels.
     pub fn group_key(&self, labels: &LabelSet) -> String {
-        format!(
-            "{}:{}",
-            self.key,
-            labelset_string(&self.group_labels(labels))
-        )
+        // Built in place: this runs for every received alert.
+        let mut out = String::with_capacity(self.key.len() + 64);
+        out.push_str(&self.key);
+        out.push_str(":{");
+        let grouped = labels
+            .iter()
+            .filter(|(k, _)| self.group_by_all || self.group_by.contains(*k));
+        for (i, (k, v)) in grouped.enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(k);
+            out.push('=');
+            push_go_quoted(&mut out, v);
+        }
+        out.push('}');
+        out
     }
 
     /// Every route of the tree, depth first.
@@ -161,6 +173,11 @@ pub fn labelset_string(ls: &LabelSet) -> String {
 /// Go's `%q` for strings (`strconv.Quote`).
 pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
+    push_go_quoted(&mut out, s);
+    out
+}
+
+fn push_go_quoted(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -188,7 +205,6 @@ pub fn go_quote(s: &str) -> String {
         }
     }
     out.push('"');
-    out
 }
 
 #[cfg(test)]

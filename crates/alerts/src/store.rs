@@ -2,7 +2,7 @@
 //! in-memory provider does, and dropped once resolved (GC).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::LabelSet;
 use crate::time::Millis;
@@ -50,6 +50,26 @@ impl Alert {
         }
         res
     }
+
+    /// [`Alert::merge`] of a stored alert with a newly received one that
+    /// it consumes, so the common case (the new one is younger) moves it
+    /// instead of cloning it.
+    pub fn merge_owned(&self, mut other: Alert, now: Millis) -> Alert {
+        if other.updated_at < self.updated_at {
+            return other.merge(self, now);
+        }
+        if self.starts_at < other.starts_at {
+            other.starts_at = self.starts_at;
+        }
+        if other.resolved_at(now) {
+            if self.resolved_at(now) && self.ends_at > other.ends_at {
+                other.ends_at = self.ends_at;
+            }
+        } else if self.ends_at > other.ends_at && !self.timeout {
+            other.ends_at = self.ends_at;
+        }
+        other
+    }
 }
 
 /// Prometheus' label set fingerprint (FNV-1a over sorted names and values,
@@ -76,7 +96,9 @@ pub fn fingerprint(labels: &LabelSet) -> u64 {
 /// All alerts, firing and recently resolved.
 #[derive(Debug, Default)]
 pub struct AlertStore {
-    alerts: Mutex<HashMap<u64, Alert>>,
+    /// Shared with the dispatcher's groups, so intake neither copies an
+    /// alert per holder nor frees the copies again on the next re-send.
+    alerts: Mutex<HashMap<u64, Arc<Alert>>>,
 }
 
 impl AlertStore {
@@ -84,7 +106,7 @@ impl AlertStore {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Alert>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Alert>>> {
         // A panic while holding the lock cannot leave a half-written map
         // entry, so the data is still usable.
         self.alerts.lock().unwrap_or_else(|p| p.into_inner())
@@ -93,6 +115,15 @@ impl AlertStore {
     /// Inserts alerts, merging each with a stored one whose activity
     /// overlaps it; returns the alerts as stored, for the dispatcher.
     pub fn put(&self, alerts: Vec<Alert>, now: Millis) -> Vec<Alert> {
+        self.put_shared(alerts, now)
+            .into_iter()
+            .map(|(_, a)| Arc::unwrap_or_clone(a))
+            .collect()
+    }
+
+    /// [`AlertStore::put`] returning each stored alert with its
+    /// fingerprint, shared rather than copied.
+    pub fn put_shared(&self, alerts: Vec<Alert>, now: Millis) -> Vec<(u64, Arc<Alert>)> {
         let mut map = self.lock();
         let mut stored = Vec::with_capacity(alerts.len());
         for alert in alerts {
@@ -102,23 +133,24 @@ impl AlertStore {
                     if (alert.ends_at > old.starts_at && alert.ends_at < old.ends_at)
                         || (alert.starts_at > old.starts_at && alert.starts_at < old.ends_at) =>
                 {
-                    old.merge(&alert, now)
+                    old.merge_owned(alert, now)
                 }
                 _ => alert,
             };
-            stored.push(alert.clone());
+            let alert = Arc::new(alert);
+            stored.push((fp, alert.clone()));
             map.insert(fp, alert);
         }
         stored
     }
 
     pub fn get(&self, fp: u64) -> Option<Alert> {
-        self.lock().get(&fp).cloned()
+        self.lock().get(&fp).map(|a| Alert::clone(a))
     }
 
     /// A snapshot of every stored alert, ordered by fingerprint.
     pub fn all(&self) -> Vec<Alert> {
-        let mut v: Vec<Alert> = self.lock().values().cloned().collect();
+        let mut v: Vec<Alert> = self.lock().values().map(|a| Alert::clone(a)).collect();
         v.sort_by_key(Alert::fingerprint);
         v
     }

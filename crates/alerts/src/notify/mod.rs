@@ -3,13 +3,14 @@
 //! email, slack, discord, pagerduty v2, opsgenie, webex, telegram). The
 //! retry loop and its metrics (upstream's `RetryStage`) are in `driver`.
 //!
-//! Receivers of other kinds (msteams, pushover, victorops, sns, wechat,
+//! Receivers of other kinds (pushover, victorops, sns, wechat,
 //! and pagerduty's v1 `service_key`) are parsed by `config` but have no
 //! sender: a notification to one fails with [`NotifyError::Unsupported`],
 //! so it is counted and logged, never silently dropped.
 
 pub mod discord;
 pub mod email;
+pub mod msteams;
 pub mod opsgenie;
 pub mod pagerduty;
 pub mod slack;
@@ -243,6 +244,7 @@ pub enum Sender {
     Email(email::Email),
     Slack(slack::Slack),
     Discord(discord::Discord),
+    MsTeams(msteams::MsTeams),
     PagerDuty(pagerduty::PagerDuty),
     OpsGenie(opsgenie::OpsGenie),
     Webex(webex::Webex),
@@ -257,6 +259,7 @@ impl Sender {
             Sender::Email(e) => e.send(data, timeout).await,
             Sender::Slack(s) => s.send(data, timeout).await,
             Sender::Discord(s) => s.send(data, timeout).await,
+            Sender::MsTeams(s) => s.send(data, timeout).await,
             Sender::PagerDuty(s) => s.send(data, timeout).await,
             Sender::OpsGenie(s) => s.send(data, timeout).await,
             Sender::Webex(s) => s.send(data, timeout).await,
@@ -309,6 +312,14 @@ impl Notifiers {
                     templates.clone(),
                 )?),
                 None => Sender::Unsupported("slack"),
+            },
+            "msteams" => match r.msteams_configs.get(i.index) {
+                Some(c) => Sender::MsTeams(msteams::MsTeams::new(
+                    c,
+                    &config.global.http_config,
+                    templates.clone(),
+                )?),
+                None => Sender::Unsupported("msteams"),
             },
             "discord" => match r.discord_configs.get(i.index) {
                 Some(c) => Sender::Discord(discord::Discord::new(

@@ -341,3 +341,33 @@ fn pagerduty_and_opsgenie_key_events_by_the_group_key_hash() {
     assert_eq!(ev["dedup_key"], alias);
     assert_eq!(ev["payload"]["custom_details"]["num_resolved"], "1");
 }
+
+#[test]
+fn msteams_message_card() {
+    let cfg: crate::config::MsTeamsConfig = serde_yaml::from_str(
+        "webhook_url: 'https://example.invalid/hook'\ntitle: 'T {{ .Status }}'\n",
+    )
+    .unwrap();
+    let t = Arc::new(Templates::defaults().unwrap());
+    let m = msteams::MsTeams::new(&cfg, &crate::config::HttpClientConfig::default(), t).unwrap();
+    let firing = m
+        .payload(&data(vec![alert(&[("alertname", "Disk")], 0)]))
+        .unwrap();
+    assert_eq!(firing["@context"], "http://schema.org/extensions");
+    assert_eq!(firing["type"], "MessageCard");
+    assert_eq!(firing["title"], "T firing");
+    assert_eq!(firing["themeColor"], "8C1A1A");
+    let text = firing["text"].as_str().unwrap();
+    assert!(
+        text.contains("# Alerts Firing:") && text.contains("alertname = Disk"),
+        "{text}"
+    );
+    assert!(
+        firing["summary"].as_str().unwrap().contains("FIRING"),
+        "{firing}"
+    );
+    let resolved = m
+        .payload(&data(vec![alert(&[("alertname", "Disk")], T0)]))
+        .unwrap();
+    assert_eq!(resolved["themeColor"], "2DC72D");
+}
