@@ -215,28 +215,7 @@ async fn alert_router_takes_alertmanager_flags_and_amtool_reads_it() {
         "route:\n  receiver: team\n  routes:\n    - receiver: pager\n      matchers: ['severity=\"critical\"']\nreceivers:\n  - name: team\n  - name: pager\n",
     )
     .unwrap();
-    let (port, grpc) = (free_port(), free_port());
-    let mut p = Proc::start(
-        "alert-router",
-        &[
-            &format!("--config.file={}", am_yml.display()),
-            &format!("--storage.path={}", dir.path().join("data").display()),
-            &format!("--web.listen-address=127.0.0.1:{port}"),
-            "--cluster.listen-address=",
-            &format!("--server.grpc-listen-port={grpc}"),
-            &format!(
-                "--storage.filesystem.path={}",
-                dir.path().join("objects").display()
-            ),
-        ],
-        dir.path(),
-    );
-    wait_ready(
-        &mut p,
-        &format!("http://127.0.0.1:{port}/ready"),
-        Duration::from_secs(20),
-    )
-    .await;
+    let (mut p, port) = start_alert_router(&am_yml, dir.path()).await;
     let url = format!("--alertmanager.url=http://127.0.0.1:{port}");
     let out = std::process::Command::new(&amtool)
         .args([
@@ -407,28 +386,7 @@ async fn shipped_alertmanager_config_checks_and_routes() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let (port, grpc) = (free_port(), free_port());
-    let mut p = Proc::start(
-        "alert-router",
-        &[
-            &format!("--config.file={}", shipped.display()),
-            &format!("--storage.path={}", dir.path().join("data").display()),
-            &format!("--web.listen-address=127.0.0.1:{port}"),
-            "--cluster.listen-address=",
-            &format!("--server.grpc-listen-port={grpc}"),
-            &format!(
-                "--storage.filesystem.path={}",
-                dir.path().join("objects").display()
-            ),
-        ],
-        dir.path(),
-    );
-    wait_ready(
-        &mut p,
-        &format!("http://127.0.0.1:{port}/ready"),
-        Duration::from_secs(20),
-    )
-    .await;
+    let (mut p, port) = start_alert_router(&shipped, dir.path()).await;
     let url = format!("--alertmanager.url=http://127.0.0.1:{port}");
     for (labels, want) in [
         (
@@ -454,4 +412,32 @@ async fn shipped_alertmanager_config_checks_and_routes() {
     p.signal("TERM");
     let (status, _) = p.wait_exit(Duration::from_secs(10));
     assert!(status.success());
+}
+
+/// `alert-router` with Alertmanager's own flags on free loopback ports,
+/// ready to answer.
+async fn start_alert_router(config: &std::path::Path, dir: &std::path::Path) -> (Proc, u16) {
+    let (port, grpc) = (free_port(), free_port());
+    let mut p = Proc::start(
+        "alert-router",
+        &[
+            &format!("--config.file={}", config.display()),
+            &format!("--storage.path={}", dir.join("data").display()),
+            &format!("--web.listen-address=127.0.0.1:{port}"),
+            "--cluster.listen-address=",
+            &format!("--server.grpc-listen-port={grpc}"),
+            &format!(
+                "--storage.filesystem.path={}",
+                dir.join("objects").display()
+            ),
+        ],
+        dir,
+    );
+    wait_ready(
+        &mut p,
+        &format!("http://127.0.0.1:{port}/ready"),
+        Duration::from_secs(20),
+    )
+    .await;
+    (p, port)
 }

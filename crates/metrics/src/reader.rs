@@ -239,7 +239,7 @@ impl MemReader {
     }
 }
 
-fn truncate<T>(mut v: Vec<T>, limit: Option<usize>) -> Vec<T> {
+pub(crate) fn truncate<T>(mut v: Vec<T>, limit: Option<usize>) -> Vec<T> {
     if let Some(l) = limit {
         v.truncate(l);
     }
@@ -340,51 +340,72 @@ impl MetricsReader for MemReader {
 
     fn tsdb_status(&self, tenant: &TenantId, limit: usize) -> Result<TsdbStatus, ReadError> {
         let series = self.selected(tenant, &[], i64::MIN, i64::MAX)?;
-        let mut by_metric: HashMap<String, u64> = HashMap::new();
-        let mut values_by_name: HashMap<String, BTreeSet<String>> = HashMap::new();
-        let mut by_pair: HashMap<String, u64> = HashMap::new();
         let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
         for s in &series {
-            if let Some(n) = s.labels.get(METRIC_NAME) {
-                *by_metric.entry(n.to_owned()).or_default() += 1;
-            }
-            for l in s.labels.iter() {
-                values_by_name
-                    .entry(l.name.clone())
-                    .or_default()
-                    .insert(l.value.clone());
-                *by_pair
-                    .entry(format!("{}={}", l.name, l.value))
-                    .or_default() += 1;
-            }
             if let (Some(first), Some(last)) = (s.samples.first(), s.samples.last()) {
                 min_time = min_time.min(first.t);
                 max_time = max_time.max(last.t);
             }
         }
-        let num_label_pairs = by_pair.len() as u64;
-        let value_counts = values_by_name
-            .iter()
-            .map(|(n, vs)| (n.clone(), vs.len() as u64))
-            .collect();
-        let value_bytes = values_by_name
-            .iter()
-            .map(|(n, vs)| (n.clone(), vs.iter().map(|v| v.len() as u64).sum()))
-            .collect();
-        Ok(TsdbStatus {
-            head_stats: HeadStats {
-                num_series: series.len() as u64,
-                num_label_pairs,
-                // samples live in plain vectors here, not chunks
-                chunk_count: 0,
-                min_time,
-                max_time,
-            },
-            series_count_by_metric_name: top(by_metric, limit),
-            label_value_count_by_label_name: top(value_counts, limit),
-            memory_in_bytes_by_label_name: top(value_bytes, limit),
-            series_count_by_label_value_pair: top(by_pair, limit),
-        })
+        Ok(cardinality_status(
+            series.iter().map(|s| &s.labels),
+            min_time,
+            max_time,
+            limit,
+        ))
+    }
+}
+
+/// `/api/v1/status/tsdb` computed from the series' label sets: counts by
+/// metric name, values and bytes by label name, series by label pair.
+/// `min_time`/`max_time` are `i64::MAX`/`i64::MIN` for no data, as upstream.
+pub fn cardinality_status<'a>(
+    series: impl IntoIterator<Item = &'a Labels>,
+    min_time: i64,
+    max_time: i64,
+    limit: usize,
+) -> TsdbStatus {
+    let mut num_series = 0u64;
+    let mut by_metric: HashMap<String, u64> = HashMap::new();
+    let mut values_by_name: HashMap<String, BTreeSet<String>> = HashMap::new();
+    let mut by_pair: HashMap<String, u64> = HashMap::new();
+    for labels in series {
+        num_series += 1;
+        if let Some(n) = labels.get(METRIC_NAME) {
+            *by_metric.entry(n.to_owned()).or_default() += 1;
+        }
+        for l in labels.iter() {
+            values_by_name
+                .entry(l.name.clone())
+                .or_default()
+                .insert(l.value.clone());
+            *by_pair
+                .entry(format!("{}={}", l.name, l.value))
+                .or_default() += 1;
+        }
+    }
+    let num_label_pairs = by_pair.len() as u64;
+    let value_counts = values_by_name
+        .iter()
+        .map(|(n, vs)| (n.clone(), vs.len() as u64))
+        .collect();
+    let value_bytes = values_by_name
+        .iter()
+        .map(|(n, vs)| (n.clone(), vs.iter().map(|v| v.len() as u64).sum()))
+        .collect();
+    TsdbStatus {
+        head_stats: HeadStats {
+            num_series,
+            num_label_pairs,
+            // chunk counts are not tracked per series
+            chunk_count: 0,
+            min_time,
+            max_time,
+        },
+        series_count_by_metric_name: top(by_metric, limit),
+        label_value_count_by_label_name: top(value_counts, limit),
+        memory_in_bytes_by_label_name: top(value_bytes, limit),
+        series_count_by_label_value_pair: top(by_pair, limit),
     }
 }
 

@@ -247,7 +247,7 @@ mod tests {
 }
 
 mod reader_impl {
-    use std::collections::{BTreeMap, BTreeSet, HashMap};
+    use std::collections::{BTreeMap, BTreeSet};
     use std::sync::Arc;
 
     use pharos_core::TenantId;
@@ -256,7 +256,9 @@ mod reader_impl {
     use pharos_tsdb::TsdbError;
 
     use super::{TenantStore, TsdbQueryable};
-    use crate::reader::{HeadStats, MetadataEntry, MetricsReader, ReadError, TsdbStat, TsdbStatus};
+    use crate::reader::{
+        MetadataEntry, MetricsReader, ReadError, TsdbStatus, cardinality_status, truncate,
+    };
 
     fn read_err(e: TsdbError) -> ReadError {
         ReadError::Storage(e.to_string())
@@ -280,13 +282,6 @@ mod reader_impl {
             out.extend(f(set).map_err(read_err)?);
         }
         Ok(out.into_iter().collect())
-    }
-
-    fn truncate<T>(mut v: Vec<T>, limit: Option<usize>) -> Vec<T> {
-        if let Some(l) = limit.filter(|l| *l > 0) {
-            v.truncate(l);
-        }
-        v
     }
 
     impl MetricsReader for TenantStore {
@@ -377,75 +372,19 @@ mod reader_impl {
         }
 
         fn tsdb_status(&self, tenant: &TenantId, limit: usize) -> Result<TsdbStatus, ReadError> {
-            let empty = || TsdbStatus {
-                head_stats: HeadStats {
-                    num_series: 0,
-                    num_label_pairs: 0,
-                    chunk_count: 0,
-                    min_time: i64::MAX,
-                    max_time: i64::MIN,
-                },
-                series_count_by_metric_name: Vec::new(),
-                label_value_count_by_label_name: Vec::new(),
-                memory_in_bytes_by_label_name: Vec::new(),
-                series_count_by_label_value_pair: Vec::new(),
-            };
             let Some(db) = self.get(tenant) else {
-                return Ok(empty());
+                return Ok(cardinality_status([], i64::MAX, i64::MIN, limit));
             };
             let stats = db.stats();
             let series = db
                 .series(&all_series(), i64::MIN, i64::MAX)
                 .map_err(read_err)?;
-            let mut by_metric: HashMap<&str, u64> = HashMap::new();
-            let mut values_by_name: HashMap<&str, BTreeSet<&str>> = HashMap::new();
-            let mut bytes_by_name: HashMap<&str, u64> = HashMap::new();
-            let mut by_pair: HashMap<String, u64> = HashMap::new();
-            for l in &series {
-                *by_metric
-                    .entry(l.metric_name().unwrap_or_default())
-                    .or_default() += 1;
-                for lab in l {
-                    if values_by_name
-                        .entry(&lab.name)
-                        .or_default()
-                        .insert(&lab.value)
-                    {
-                        *bytes_by_name.entry(&lab.name).or_default() += lab.value.len() as u64;
-                    }
-                    *by_pair
-                        .entry(format!("{}={}", lab.name, lab.value))
-                        .or_default() += 1;
-                }
-            }
-            let top = |mut v: Vec<TsdbStat>| {
-                v.sort_by(|a, b| b.value.cmp(&a.value).then_with(|| a.name.cmp(&b.name)));
-                v.truncate(limit);
-                v
-            };
-            let stat = |(n, v): (&str, u64)| TsdbStat {
-                name: n.to_owned(),
-                value: v,
-            };
-            let mut st = empty();
-            st.head_stats = HeadStats {
-                num_series: stats.series as u64,
-                num_label_pairs: by_pair.len() as u64,
-                chunk_count: 0,
-                min_time: stats.min_t.unwrap_or(i64::MAX),
-                max_time: stats.max_t.unwrap_or(i64::MIN),
-            };
-            st.series_count_by_metric_name = top(by_metric.into_iter().map(stat).collect());
-            st.label_value_count_by_label_name = top(values_by_name
-                .iter()
-                .map(|(n, v)| stat((n, v.len() as u64)))
-                .collect());
-            st.memory_in_bytes_by_label_name = top(bytes_by_name.into_iter().map(stat).collect());
-            st.series_count_by_label_value_pair = top(by_pair
-                .into_iter()
-                .map(|(n, v)| TsdbStat { name: n, value: v })
-                .collect());
-            Ok(st)
+            Ok(cardinality_status(
+                &series,
+                stats.min_t.unwrap_or(i64::MAX),
+                stats.max_t.unwrap_or(i64::MIN),
+                limit,
+            ))
         }
     }
 }
