@@ -47,12 +47,10 @@ async fn alert_fires_reaches_both_alertmanagers_and_resolves() {
     };
     let dir = tempfile::tempdir().unwrap();
     let ne_port = free_port();
-    let mut ne = std::process::Command::new(exporter)
-        .arg(format!("--web.listen-address=127.0.0.1:{ne_port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let _ne = Peer::spawn(
+        &exporter,
+        &[format!("--web.listen-address=127.0.0.1:{ne_port}")],
+    );
     let am_port = free_port();
     let am_yml = dir.path().join("alertmanager.yml");
     std::fs::write(
@@ -60,18 +58,15 @@ async fn alert_fires_reaches_both_alertmanagers_and_resolves() {
         "route:\n  receiver: none\nreceivers:\n  - name: none\n",
     )
     .unwrap();
-    let mut real_am = std::process::Command::new(am)
-        .arg(format!("--config.file={}", am_yml.display()))
-        .arg(format!(
-            "--storage.path={}",
-            dir.path().join("am").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-        .arg("--cluster.listen-address=")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let _real_am = Peer::spawn(
+        &am,
+        &[
+            format!("--config.file={}", am_yml.display()),
+            format!("--storage.path={}", dir.path().join("am").display()),
+            format!("--web.listen-address=127.0.0.1:{am_port}"),
+            "--cluster.listen-address=".into(),
+        ],
+    );
 
     let ports = Ports::new();
     let rules = dir.path().join("cpu.rules.yml");
@@ -189,10 +184,6 @@ async fn alert_fires_reaches_both_alertmanagers_and_resolves() {
 
     p.signal("TERM");
     let (status, _) = p.wait_exit(Duration::from_secs(15));
-    let _ = ne.kill();
-    let _ = real_am.kill();
-    let _ = ne.wait();
-    let _ = real_am.wait();
     assert!(status.success());
 }
 

@@ -2,7 +2,6 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -109,17 +108,14 @@ remote_write:
         ),
     )
     .unwrap();
-    let mut prom = Command::new(prometheus)
-        .arg(format!("--config.file={}", prom_yml.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("prom").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let prom = Peer::spawn(
+        &prometheus,
+        &[
+            format!("--config.file={}", prom_yml.display()),
+            format!("--storage.tsdb.path={}", dir.path().join("prom").display()),
+            format!("--web.listen-address=127.0.0.1:{prom_port}"),
+        ],
+    );
     let c = client();
     let prom_metrics = format!("http://127.0.0.1:{prom_port}/metrics");
     let ours = format!("http://127.0.0.1:{}/metrics", ports.metrics);
@@ -190,8 +186,7 @@ remote_write:
         );
         assert_eq!(ours, theirs, "{q}");
     }
-    let _ = prom.kill();
-    let _ = prom.wait();
+    drop(prom);
     assert!(sent >= 20.0, "prometheus sent only {sent} samples");
     assert_eq!(
         sent, received,

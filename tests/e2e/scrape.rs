@@ -51,12 +51,10 @@ async fn node_exporter_via_file_sd_follows_edits() {
     };
     let dir = tempfile::tempdir().unwrap();
     let ne_port = free_port();
-    let mut ne = std::process::Command::new(exporter)
-        .arg(format!("--web.listen-address=127.0.0.1:{ne_port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let _ne = Peer::spawn(
+        &exporter,
+        &[format!("--web.listen-address=127.0.0.1:{ne_port}")],
+    );
     let ports = Ports::new();
     let targets_file = dir.path().join("targets.json");
     std::fs::write(
@@ -166,8 +164,6 @@ async fn node_exporter_via_file_sd_follows_edits() {
 
     p.signal("TERM");
     let (status, _) = p.wait_exit(Duration::from_secs(10));
-    let _ = ne.kill();
-    let _ = ne.wait();
     assert!(status.success());
 }
 

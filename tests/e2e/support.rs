@@ -287,3 +287,28 @@ pub async fn wait_for<F: Fn(&serde_json::Value) -> bool>(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// An upstream program (node-exporter, Prometheus, Alertmanager) started
+/// for a test with its output discarded, killed when dropped so a failing
+/// test leaves no process behind.
+pub struct Peer(Child);
+
+impl Peer {
+    pub fn spawn(program: &Path, args: &[String]) -> Self {
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
+        Self(child)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
