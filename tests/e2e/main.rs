@@ -2,6 +2,7 @@
 //! talk to them only as a client would.
 
 mod access;
+mod alert_ha;
 mod alerting;
 mod config_errors;
 mod durability;

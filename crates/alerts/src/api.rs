@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
-use pharos_core::error::ErrorClass;
+use pharos_core::error::{Classify as _, ErrorClass};
 use pharos_server::{ApiError, ErrorFormat, Registry, Tenant};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -98,6 +98,16 @@ struct Inner {
     snapshot_lock: Mutex<()>,
     /// HA gossip, when peers are configured.
     cluster: OnceLock<Arc<Cluster>>,
+    /// The object store copy of the snapshots, once attached.
+    remote: OnceLock<Remote>,
+}
+
+/// Where snapshots are copied after each local write: the object store,
+/// the runtime that talks to it, and a lock keeping copies in order.
+struct Remote {
+    store: pharos_storage::ObjectStorage,
+    handle: tokio::runtime::Handle,
+    order: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SharedState for Inner {
@@ -302,6 +312,7 @@ impl AlertsApi {
                 task: Mutex::new(None),
                 snapshot_lock: Mutex::new(()),
                 cluster: OnceLock::new(),
+                remote: OnceLock::new(),
             }),
         }
     }
@@ -386,7 +397,7 @@ impl AlertsApi {
         {
             t.abort();
         }
-        self.maintenance();
+        self.maintain(true);
     }
 
     fn lock_dispatcher(&self) -> std::sync::MutexGuard<'_, Dispatcher> {
@@ -469,8 +480,88 @@ impl AlertsApi {
     }
 
     /// Upstream's maintenance: GC of alerts, silences and the log, then a
-    /// snapshot.
+    /// snapshot (copied to the object store in the background).
     pub fn maintenance(&self) {
+        self.maintain(false);
+    }
+
+    /// Keeps the snapshots in `store` as well as on local disk: state
+    /// found there is merged in now (so a replica started on an empty disk
+    /// gets its silences and notification log back), and every later
+    /// snapshot is copied there. Returns how many silences and log
+    /// entries the store added. Call once, inside a tokio runtime.
+    pub async fn attach_object_store(&self, store: pharos_storage::ObjectStorage) -> usize {
+        let mut files: [Option<axum::body::Bytes>; 2] = [None, None];
+        for (slot, name) in files.iter_mut().zip(crate::persist::FILES) {
+            match store.get(name).await {
+                Ok(b) => *slot = Some(b),
+                Err(e) if e.class() == ErrorClass::NotFound => {}
+                Err(e) => {
+                    tracing::error!(error = %e, file = name, "cannot read alert-router snapshot from object storage")
+                }
+            }
+        }
+        let origin = format!("object storage {}", store.prefix());
+        let added = match crate::persist::decode(&origin, files[0].as_deref(), files[1].as_deref())
+        {
+            Ok((sils, log)) => {
+                let s = self.inner.silences.merge(sils);
+                let l = self.lock_dispatcher().merge_log(log);
+                if s + l > 0 {
+                    tracing::info!(silences = s, nflog_entries = l, origin, "state restored");
+                }
+                s + l
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot restore alert-router state");
+                0
+            }
+        };
+        let _ = self.inner.remote.set(Remote {
+            store,
+            handle: tokio::runtime::Handle::current(),
+            order: Arc::new(tokio::sync::Mutex::new(())),
+        });
+        added
+    }
+
+    /// Copies snapshot files to the object store, if attached; `wait`
+    /// blocks until the copy is done (or 10 s passed), for the last
+    /// snapshot before exit. A failed copy is logged and made again, with
+    /// newer state, at the next maintenance.
+    fn mirror(&self, files: [Vec<u8>; 2], wait: bool) {
+        let Some(remote) = self.inner.remote.get() else {
+            return;
+        };
+        let store = remote.store.clone();
+        let order = remote.order.clone();
+        let copy = async move {
+            let _in_order = order.lock().await;
+            for (name, bytes) in crate::persist::FILES.into_iter().zip(files) {
+                if let Err(e) = store.put(name, axum::body::Bytes::from(bytes)).await {
+                    tracing::warn!(error = %e, file = name, "cannot copy alert-router snapshot to object storage");
+                    return false;
+                }
+            }
+            true
+        };
+        if wait {
+            let handle = remote.handle.clone();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(handle.block_on(copy));
+            });
+            if rx.recv_timeout(std::time::Duration::from_secs(10)).is_err() {
+                tracing::warn!(
+                    "alert-router snapshot copy to object storage did not finish in 10s"
+                );
+            }
+        } else {
+            remote.handle.spawn(copy);
+        }
+    }
+
+    fn maintain(&self, wait_for_copy: bool) {
         let now = now_ms();
         self.gc(now);
         self.lock_dispatcher().gc_log(now, self.inner.retention);
@@ -484,7 +575,10 @@ impl AlertsApi {
             .unwrap_or_else(|p| p.into_inner());
         let log = self.lock_dispatcher().log_entries();
         match crate::persist::save(dir, self.inner.silences.all(), log) {
-            Ok(()) => tracing::debug!(dir = %dir.display(), "state snapshot written"),
+            Ok(files) => {
+                tracing::debug!(dir = %dir.display(), "state snapshot written");
+                self.mirror(files, wait_for_copy);
+            }
             Err(e) => tracing::error!(error = %e, "cannot write alert-router state snapshot"),
         }
     }

@@ -1,5 +1,6 @@
 //! Snapshots of silences and the notification log on local disk
-//! (`local_path`), so a restart neither forgets silences nor notifies
+//! (`local_path`) and, when the role has one, in the object store, so a
+//! restart — even on a new disk — neither forgets silences nor notifies
 //! again what was already sent. The files are our own JSON, not
 //! upstream's protobuf snapshots.
 
@@ -77,7 +78,12 @@ fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>, PersistE
         })
 }
 
-pub fn save(dir: &Path, silences: Vec<Silence>, log: Vec<LogRecord>) -> Result<(), PersistError> {
+/// The two snapshot files' names, as written locally and in the object
+/// store.
+pub const FILES: [&str; 2] = [SILENCES, NFLOG];
+
+/// The bytes of the two snapshot files, in the order of [`FILES`].
+pub fn encode(silences: Vec<Silence>, log: Vec<LogRecord>) -> [Vec<u8>; 2] {
     let s = SilencesFile {
         version: VERSION,
         silences,
@@ -87,10 +93,53 @@ pub fn save(dir: &Path, silences: Vec<Silence>, log: Vec<LogRecord>) -> Result<(
         entries: log,
     };
     // Serializing plain structs of strings and numbers cannot fail.
-    let sb = serde_json::to_vec(&s).unwrap_or_default();
-    let lb = serde_json::to_vec(&l).unwrap_or_default();
-    write_atomic(dir, SILENCES, &sb)?;
-    write_atomic(dir, NFLOG, &lb)
+    [
+        serde_json::to_vec(&s).unwrap_or_default(),
+        serde_json::to_vec(&l).unwrap_or_default(),
+    ]
+}
+
+/// Reads snapshot files fetched from elsewhere (`origin` names them in
+/// errors); `None` is a missing file.
+pub fn decode(
+    origin: &str,
+    silences: Option<&[u8]>,
+    log: Option<&[u8]>,
+) -> Result<(Vec<Silence>, Vec<LogRecord>), PersistError> {
+    let bad = |name: &str, e: serde_json::Error| PersistError::Read {
+        path: PathBuf::from(format!("{origin}/{name}")),
+        reason: e.to_string(),
+    };
+    let s = match silences {
+        Some(b) => {
+            serde_json::from_slice::<SilencesFile>(b)
+                .map_err(|e| bad(SILENCES, e))?
+                .silences
+        }
+        None => Vec::new(),
+    };
+    let l = match log {
+        Some(b) => {
+            serde_json::from_slice::<LogFile>(b)
+                .map_err(|e| bad(NFLOG, e))?
+                .entries
+        }
+        None => Vec::new(),
+    };
+    Ok((s, l))
+}
+
+/// Writes both snapshot files to `dir`; returns their bytes so the caller
+/// can copy them elsewhere.
+pub fn save(
+    dir: &Path,
+    silences: Vec<Silence>,
+    log: Vec<LogRecord>,
+) -> Result<[Vec<u8>; 2], PersistError> {
+    let files = encode(silences, log);
+    write_atomic(dir, SILENCES, &files[0])?;
+    write_atomic(dir, NFLOG, &files[1])?;
+    Ok(files)
 }
 
 /// Creates the snapshot directory.
@@ -168,5 +217,14 @@ mod tests {
         );
         std::fs::write(dir.path().join(SILENCES), b"{not json").unwrap();
         assert!(matches!(load(dir.path()), Err(PersistError::Read { .. })));
+
+        let [sb, lb] = encode(vec![sil.clone()], vec![]);
+        assert_eq!(
+            decode("remote", Some(&sb), Some(&lb)).unwrap(),
+            (vec![sil], vec![])
+        );
+        assert_eq!(decode("remote", None, None).unwrap(), (vec![], vec![]));
+        let err = decode("remote", Some(b"[1"), None).unwrap_err().to_string();
+        assert!(err.contains("remote/silences.json"), "{err}");
     }
 }

@@ -269,7 +269,7 @@ pub async fn run(
         }
         let mut router = Router::new();
         for r in &members {
-            router = router.merge(role_router(*r, &cfg, &registry, &mut hooks).await?);
+            router = router.merge(role_router(*r, &cfg, &storage, &registry, &mut hooks).await?);
             handles.push((*r, readiness.register(r.name())));
         }
         let components = members.iter().map(|r| r.name().to_owned()).collect();
@@ -337,6 +337,7 @@ struct Hooks {
 async fn role_router(
     role: Role,
     cfg: &PharosConfig,
+    storage: &ObjectStorage,
     registry: &Registry,
     hooks: &mut Hooks,
 ) -> anyhow::Result<Router> {
@@ -412,6 +413,9 @@ async fn role_router(
         Role::TraceCompactor => pharos_traces::compactor_router(Default::default()),
         Role::AlertRouter => {
             let api = pharos_alerts::AlertsApi::from_config(&cfg.alerts).context("alert-router")?;
+            // Silences and the notification log are kept in the object
+            // store too, so a replica on a new disk gets them back.
+            api.attach_object_store(storage.scoped("alerts")).await;
             api.register_metrics(registry);
             let s = api.clone();
             hooks.on_shutdown.push(Box::new(move || s.stop()));
