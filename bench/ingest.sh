@@ -9,7 +9,10 @@
 # Knobs: SERIES, SCRAPES, CONNS, BATCH, BIN (dir with the release
 # binaries), OUT, SYSTEMS ("pharos prometheus vm"), CORPUS=1 to replay
 # scrapes recorded from a local prometheus-node-exporter instead of the
-# synthetic series.
+# synthetic series. BLOCKS=1 then waits until Pharos and Prometheus have cut
+# (and Pharos uploaded) their 2 h blocks and writes the blocks' bytes per
+# sample to $OUT/<system>-blocks.json (needs SCRAPES of 3 h or more, e.g.
+# SERIES=10000 SCRAPES=960).
 set -euo pipefail
 
 SERIES=${SERIES:-100000}
@@ -20,6 +23,8 @@ BIN=${BIN:-target/release}
 OUT=${OUT:-/tmp/pharos-bench}
 SYSTEMS=${SYSTEMS:-"pharos prometheus vm"}
 VERIFY_HOSTS=${VERIFY_HOSTS:-20}
+BLOCKS=${BLOCKS:-0}
+HERE=$(cd "$(dirname "$0")" && pwd)
 
 mkdir -p "$OUT"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -73,6 +78,7 @@ storage:
 metrics:
   http_listen_address: 127.0.0.1:$P
   local_path: $DIR/local
+  maintenance_interval: 1s
 # upstream systems have no per-tenant limits on by default: neither here
 limits:
   ingestion_rate: 1000000000
@@ -85,6 +91,23 @@ YAML
       run_load pharos "$PID" "http://127.0.0.1:$P/api/v1/write" \
         "http://127.0.0.1:$P/api/v1/query" "" "$DIR/local"
       curl -fsS "http://127.0.0.1:$P/api/v1/status/tsdb" >"$OUT/pharos-tsdb.json" || true
+      if [[ "$BLOCKS" == 1 ]]; then
+        # blocks are cut and uploaded by the maintenance rounds: wait until
+        # some exist and none is pending upload, twice in a row
+        stable=0
+        for _ in $(seq 1 600); do
+          m=$(curl -fsS "http://127.0.0.1:$P/metrics" || true)
+          if grep -q '^pharos_tsdb_blocks_pending_upload 0$' <<<"$m" \
+            && ! grep -q '^pharos_tsdb_blocks 0$' <<<"$m" && grep -q '^pharos_tsdb_blocks ' <<<"$m"; then
+            stable=$((stable + 1)); [[ $stable -ge 2 ]] && break
+          else
+            stable=0
+          fi
+          sleep 1
+        done
+        python3 "$HERE/block_stats.py" "$DIR/objects" >"$OUT/pharos-blocks.json"
+        echo "== pharos blocks (object store)"; cat "$OUT/pharos-blocks.json"
+      fi
       ;;
     prometheus)
       printf 'global:\n  scrape_interval: 15s\n' >"$DIR/prometheus.yml"
@@ -96,6 +119,16 @@ YAML
       run_load prometheus "$PID" "http://127.0.0.1:$P/api/v1/write" \
         "http://127.0.0.1:$P/api/v1/query" "" "$DIR/data"
       curl -fsS "http://127.0.0.1:$P/api/v1/status/tsdb" >"$OUT/prometheus-tsdb.json" || true
+      if [[ "$BLOCKS" == 1 ]]; then
+        # Prometheus compacts its head once it spans 3 h, checking every minute
+        for _ in $(seq 1 300); do
+          ls "$DIR"/data/01*/meta.json >/dev/null 2>&1 && break
+          sleep 1
+        done
+        sleep 5
+        python3 "$HERE/block_stats.py" "$DIR/data" >"$OUT/prometheus-blocks.json"
+        echo "== prometheus blocks"; cat "$OUT/prometheus-blocks.json"
+      fi
       ;;
     vm)
       victoria-metrics -storageDataPath="$DIR/data" -httpListenAddr="127.0.0.1:$P" \

@@ -4,6 +4,7 @@
 mod access;
 mod alert_ha;
 mod alerting;
+mod blocks;
 mod config_errors;
 mod durability;
 mod otlp;

@@ -15,10 +15,12 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use pharos_config::LimitsConfig;
 use pharos_core::error::{Classify, ErrorClass};
 use pharos_core::{RateLimiter, TenantId};
-use pharos_model::{Labels, Sample};
+use pharos_model::{LabelSet, Labels, Sample};
 use pharos_server::{ApiError, CounterVec, ErrorFormat, Registry, Tenant};
 
-use crate::remote_write::{Metadata, Protocol, WriteBatch, decode, decompress};
+use crate::remote_write::{
+    Metadata, Protocol, RawBatch, WriteBatch, decode, decode_v1, decompress,
+};
 
 /// Where accepted samples go: the TSDB of each tenant.
 pub trait SampleSink: Send + Sync + 'static {
@@ -30,6 +32,13 @@ pub trait SampleSink: Send + Sync + 'static {
         tenant: &TenantId,
         series: Vec<(Labels, Vec<Sample>)>,
     ) -> Result<AppendOutcome, SinkError>;
+    /// Appends a decoded remote_write 1.0 request as [`SampleSink::append`]
+    /// does. A sink that can look series up by borrowed labels overrides
+    /// this so known series cost no allocation; the default materializes
+    /// the batch.
+    fn append_raw(&self, tenant: &TenantId, batch: &RawBatch) -> Result<AppendOutcome, SinkError> {
+        self.append(tenant, batch.to_series())
+    }
     fn set_metadata(&self, tenant: &TenantId, metadata: &[Metadata]);
 }
 
@@ -126,9 +135,12 @@ pub async fn write(
         Protocol::V1 => "1.0",
         Protocol::V2 => "2.0",
     };
-    let batch = match decompress(&body, header_str(header::CONTENT_ENCODING))
-        .and_then(|raw| decode(&raw, protocol))
-    {
+    let decoded =
+        decompress(&body, header_str(header::CONTENT_ENCODING)).and_then(|raw| match protocol {
+            Protocol::V1 => decode_v1(&raw).map(Batch::Raw),
+            Protocol::V2 => decode(&raw, protocol).map(Batch::Owned),
+        });
+    let batch = match decoded {
         Ok(b) => b,
         Err(e) => {
             ing.discarded.with(&["invalid_request"]).inc();
@@ -157,13 +169,95 @@ pub async fn store_batch(
     batch: WriteBatch,
     version: &str,
 ) -> Response {
-    store(ing, &tenant, batch, version).await.0
+    store(ing, &tenant, Batch::Owned(batch), version).await.0
+}
+
+/// A request on its way to the sink: owned series (2.0, OTLP) or the flat
+/// form of a 1.0 request.
+enum Batch {
+    Owned(WriteBatch),
+    Raw(RawBatch),
+}
+
+impl Batch {
+    fn samples(&self) -> usize {
+        match self {
+            Self::Owned(b) => b.samples(),
+            Self::Raw(b) => b.samples(),
+        }
+    }
+
+    fn metadata(&self) -> &[Metadata] {
+        match self {
+            Self::Owned(b) => &b.metadata,
+            Self::Raw(b) => &b.metadata,
+        }
+    }
+}
+
+/// Applies the per-series limits and the future-timestamp cut to every
+/// series; refused ones are counted, named in `rejected` and removed.
+fn apply_limits(ing: &Ingest, batch: &mut Batch, now_ms: i64, rejected: &mut Vec<String>) {
+    let limit = now_ms + ing.limits.creation_grace_period_ms;
+    let future_msg = |labels: &dyn std::fmt::Display| {
+        format!(
+            "received a sample whose timestamp is too far in the future (more than {}m ahead), series: '{labels}'",
+            ing.limits.creation_grace_period_ms / 60_000
+        )
+    };
+    match batch {
+        Batch::Owned(b) => {
+            let mut accepted = Vec::with_capacity(b.series.len());
+            for (labels, mut samples) in std::mem::take(&mut b.series) {
+                if let Err((reason, msg)) = check_labels(&ing.limits, &labels) {
+                    ing.discarded.with(&[reason]).add(samples.len() as f64);
+                    rejected.push(msg);
+                    continue;
+                }
+                let before = samples.len();
+                samples.retain(|s| s.t <= limit);
+                if samples.len() < before {
+                    ing.discarded
+                        .with(&["too_far_in_future"])
+                        .add((before - samples.len()) as f64);
+                    rejected.push(future_msg(&labels));
+                }
+                if !samples.is_empty() {
+                    accepted.push((labels, samples));
+                }
+            }
+            b.series = accepted;
+        }
+        Batch::Raw(b) => {
+            // one pass to decide, one to drop: nothing is copied when
+            // everything passes, the common case
+            let mut refused: Vec<usize> = Vec::new();
+            let mut future = false;
+            for (i, (labels, samples)) in b.iter().enumerate() {
+                if let Err((reason, msg)) = check_labels(&ing.limits, &labels) {
+                    ing.discarded.with(&[reason]).add(samples.len() as f64);
+                    rejected.push(msg);
+                    refused.push(i);
+                    continue;
+                }
+                let late = samples.iter().filter(|s| s.t > limit).count();
+                if late > 0 {
+                    future = true;
+                    ing.discarded.with(&["too_far_in_future"]).add(late as f64);
+                    rejected.push(future_msg(&labels));
+                }
+            }
+            if future || !refused.is_empty() {
+                b.retain(|i, s| s.t <= limit && refused.binary_search(&i).is_err());
+            }
+        }
+    }
 }
 
 async fn store(
     ing: &Ingest,
     tenant: &TenantId,
-    batch: WriteBatch,
+    mut batch: Batch,
     version: &str,
 ) -> (Response, usize) {
     let total = batch.samples();
@@ -172,8 +266,8 @@ async fn store(
         ing.discarded.with(&["rate_limited"]).add(total as f64);
         return (text_error(ErrorClass::TooManyRequests, e.to_string()), 0);
     }
-    if !batch.metadata.is_empty() {
-        ing.sink.set_metadata(tenant, &batch.metadata);
+    if !batch.metadata().is_empty() {
+        ing.sink.set_metadata(tenant, batch.metadata());
     }
 
     let now_ms = SystemTime::now()
@@ -181,33 +275,16 @@ async fn store(
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
     let mut rejected = Vec::new();
-    let mut accepted = Vec::with_capacity(batch.series.len());
-    for (labels, mut samples) in batch.series {
-        if let Err((reason, msg)) = check_labels(&ing.limits, &labels) {
-            ing.discarded.with(&[reason]).add(samples.len() as f64);
-            rejected.push(msg);
-            continue;
-        }
-        let limit = now_ms + ing.limits.creation_grace_period_ms;
-        let before = samples.len();
-        samples.retain(|s| s.t <= limit);
-        if samples.len() < before {
-            ing.discarded
-                .with(&["too_far_in_future"])
-                .add((before - samples.len()) as f64);
-            rejected.push(format!(
-                "received a sample whose timestamp is too far in the future (more than {}m ahead), series: '{labels}'",
-                ing.limits.creation_grace_period_ms / 60_000
-            ));
-        }
-        if !samples.is_empty() {
-            accepted.push((labels, samples));
-        }
-    }
+    apply_limits(ing, &mut batch, now_ms, &mut rejected);
     // the WAL append fsyncs: keep it off the async workers
     let sink = ing.sink.clone();
     let t = tenant.clone();
-    let outcome = match tokio::task::spawn_blocking(move || sink.append(&t, accepted)).await {
+    let outcome = match tokio::task::spawn_blocking(move || match batch {
+        Batch::Owned(b) => sink.append(&t, b.series),
+        Batch::Raw(b) => sink.append_raw(&t, &b),
+    })
+    .await
+    {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => return (text_error(e.class(), e.to_string()), 0),
         Err(e) => {
@@ -238,33 +315,36 @@ async fn store(
     (resp, outcome.samples_written)
 }
 
-fn check_labels(l: &IngestLimits, labels: &Labels) -> Result<(), (&'static str, String)> {
-    if labels.len() > l.max_label_names_per_series {
+fn check_labels<L: LabelSet + std::fmt::Display>(
+    l: &IngestLimits,
+    labels: &L,
+) -> Result<(), (&'static str, String)> {
+    if labels.label_count() > l.max_label_names_per_series {
         return Err((
             "max_label_names_per_series",
             format!(
                 "received a series whose number of labels exceeds the limit (actual: {}, limit: {}) series: '{labels}'",
-                labels.len(),
+                labels.label_count(),
                 l.max_label_names_per_series
             ),
         ));
     }
-    for lab in labels {
-        if lab.name.len() > l.max_label_name_length {
+    for (name, value) in labels.pairs() {
+        if name.len() > l.max_label_name_length {
             return Err((
                 "label_name_too_long",
                 format!(
                     "received a series whose label name length exceeds the limit (max_label_name_length {}), label: '{}' series: '{labels}'",
-                    l.max_label_name_length, lab.name
+                    l.max_label_name_length, name
                 ),
             ));
         }
-        if lab.value.len() > l.max_label_value_length {
+        if value.len() > l.max_label_value_length {
             return Err((
                 "label_value_too_long",
                 format!(
                     "received a series whose label value length exceeds the limit (max_label_value_length {}), label: '{}' series: '{labels}'",
-                    l.max_label_value_length, lab.name
+                    l.max_label_value_length, name
                 ),
             ));
         }

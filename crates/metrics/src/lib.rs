@@ -3,6 +3,7 @@
 //! status endpoints; scraping, remote_write, the TSDB and PromQL land here.
 
 pub mod api;
+pub mod blocks;
 pub mod config;
 pub mod error;
 pub mod ingest;
@@ -15,6 +16,7 @@ pub mod scraping;
 pub mod store;
 
 pub use api::{MetricsApi, router};
+pub use blocks::BlockStorage;
 pub use config::MetricsConfig;
 pub use error::WriteError;
 pub use ingest::{AppendOutcome, Ingest, SampleSink, SinkError};

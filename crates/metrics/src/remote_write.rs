@@ -1,7 +1,7 @@
 //! Decoding Prometheus remote_write requests (1.0 and 2.0) into label sets
 //! and samples, with the validation a sender needs a 400 for.
 
-use pharos_model::{Label, Labels, Sample};
+use pharos_model::{Label, LabelSet, Labels, Sample};
 use pharos_proto::{Message, prometheus as v1, write_v2 as v2};
 
 use crate::error::WriteError;
@@ -82,36 +82,455 @@ pub fn decompress(body: &[u8], encoding: Option<&str>) -> Result<Vec<u8>, WriteE
 
 pub fn decode(raw: &[u8], protocol: Protocol) -> Result<WriteBatch, WriteError> {
     match protocol {
-        Protocol::V1 => decode_v1(raw),
+        Protocol::V1 => decode_v1(raw).map(RawBatch::into_write_batch),
         Protocol::V2 => decode_v2(raw),
     }
 }
 
-fn decode_v1(raw: &[u8]) -> Result<WriteBatch, WriteError> {
-    let req = v1::WriteRequest::decode(raw).map_err(|e| WriteError::Protobuf(e.to_string()))?;
-    let mut out = WriteBatch::default();
-    for ts in req.timeseries {
-        let labels = validate_labels(ts.labels.into_iter().map(|l| (l.name, l.value)).collect())?;
-        out.histograms += ts.histograms.len();
-        out.exemplars += ts.exemplars.len();
-        let samples: Vec<Sample> = ts
-            .samples
+/// A byte range of [`RawBatch`]'s text arena or of its label list.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RawLabel {
+    name: Span,
+    value: Span,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RawSeries {
+    labels: Span,
+    samples: Span,
+}
+
+/// A validated remote_write 1.0 request kept flat: every label string in
+/// one arena, labels and samples in one list each, series as ranges over
+/// them. A request costs a handful of allocations however many series it
+/// holds, and a sink can look series up by these borrowed labels before
+/// allocating anything (see [`crate::SampleSink::append_raw`]).
+#[derive(Debug, Default)]
+pub struct RawBatch {
+    arena: String,
+    labels: Vec<RawLabel>,
+    series: Vec<RawSeries>,
+    samples: Vec<Sample>,
+    pub metadata: Vec<Metadata>,
+    /// Native histogram samples received (not stored yet).
+    pub histograms: usize,
+    pub exemplars: usize,
+}
+
+/// The labels of one series of a [`RawBatch`]: sorted by name, names
+/// unique, no empty values.
+#[derive(Debug, Clone, Copy)]
+pub struct RawLabels<'a> {
+    arena: &'a str,
+    labels: &'a [RawLabel],
+}
+
+fn text(arena: &str, s: Span) -> &str {
+    arena.get(s.range()).unwrap_or_default()
+}
+
+impl LabelSet for RawLabels<'_> {
+    fn label_count(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.labels
             .iter()
-            .map(|s| Sample::new(s.timestamp, s.value))
-            .collect();
-        if !samples.is_empty() {
-            out.series.push((labels, samples));
+            .map(|l| (text(self.arena, l.name), text(self.arena, l.value)))
+    }
+}
+
+impl std::fmt::Display for RawLabels<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.to_labels().fmt(f)
+    }
+}
+
+impl RawBatch {
+    /// Number of series.
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    pub fn samples(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (RawLabels<'_>, &[Sample])> + '_ {
+        self.series.iter().map(|s| {
+            (
+                RawLabels {
+                    arena: &self.arena,
+                    labels: self.labels.get(s.labels.range()).unwrap_or_default(),
+                },
+                self.samples.get(s.samples.range()).unwrap_or_default(),
+            )
+        })
+    }
+
+    /// Keeps the samples for which `keep(series position, sample)` holds;
+    /// series left without samples are dropped (positions are those before
+    /// the call).
+    pub fn retain(&mut self, mut keep: impl FnMut(usize, &Sample) -> bool) {
+        let mut w = 0usize;
+        let mut series_w = 0usize;
+        for i in 0..self.series.len() {
+            let s = self.series[i];
+            let from = w;
+            for j in s.samples.range() {
+                let smp = self.samples[j];
+                if keep(i, &smp) {
+                    self.samples[w] = smp;
+                    w += 1;
+                }
+            }
+            if w > from {
+                self.series[series_w] = RawSeries {
+                    labels: s.labels,
+                    samples: Span {
+                        start: from as u32,
+                        end: w as u32,
+                    },
+                };
+                series_w += 1;
+            }
+        }
+        self.samples.truncate(w);
+        self.series.truncate(series_w);
+    }
+
+    /// The owned form, for sinks that want it.
+    pub fn to_series(&self) -> Vec<(Labels, Vec<Sample>)> {
+        self.iter()
+            .map(|(l, s)| (l.to_labels(), s.to_vec()))
+            .collect()
+    }
+
+    pub fn into_write_batch(self) -> WriteBatch {
+        WriteBatch {
+            series: self.to_series(),
+            metadata: self.metadata,
+            histograms: self.histograms,
+            exemplars: self.exemplars,
         }
     }
-    for m in req.metadata {
-        out.metadata.push(Metadata {
-            kind: v1_type(m.r#type),
-            metric: m.metric_family_name,
-            help: m.help,
-            unit: m.unit,
-        });
+}
+
+fn pb_err(msg: impl Into<String>) -> WriteError {
+    WriteError::Protobuf(msg.into())
+}
+
+const WIRE_VARINT: u8 = 0;
+const WIRE_FIXED64: u8 = 1;
+const WIRE_LEN: u8 = 2;
+const WIRE_FIXED32: u8 = 5;
+
+/// A protobuf wire-format reader over a borrowed buffer, with the checks
+/// prost makes (tag, wire type, bounds), so bad input gets the same class
+/// of answer as before.
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Self { buf }
     }
+
+    fn done(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    fn varint(&mut self) -> Result<u64, WriteError> {
+        // keys and lengths below 128, most of them, are one byte
+        if let Some((&b, rest)) = self.buf.split_first()
+            && b < 0x80
+        {
+            self.buf = rest;
+            return Ok(u64::from(b));
+        }
+        let mut v = 0u64;
+        for (i, &b) in self.buf.iter().take(10).enumerate() {
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                if i == 9 && b > 1 {
+                    break;
+                }
+                self.buf = &self.buf[i + 1..];
+                return Ok(v);
+            }
+        }
+        Err(pb_err("invalid varint"))
+    }
+
+    /// The next field number and wire type.
+    fn key(&mut self) -> Result<(u32, u8), WriteError> {
+        let k = self.varint()?;
+        let k = u32::try_from(k).map_err(|_| pb_err(format!("invalid key value: {k}")))?;
+        let wire = (k & 7) as u8;
+        if wire > 5 {
+            return Err(pb_err(format!("invalid wire type value: {wire}")));
+        }
+        let field = k >> 3;
+        if field == 0 {
+            return Err(pb_err("invalid tag value: 0"));
+        }
+        Ok((field, wire))
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WriteError> {
+        if n > self.buf.len() {
+            return Err(pb_err("buffer underflow"));
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], WriteError> {
+        let n = self.varint()?;
+        self.take(usize::try_from(n).map_err(|_| pb_err("buffer underflow"))?)
+    }
+
+    fn fixed64(&mut self) -> Result<u64, WriteError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn skip(&mut self, wire: u8) -> Result<(), WriteError> {
+        match wire {
+            WIRE_VARINT => self.varint().map(drop),
+            WIRE_FIXED64 => self.take(8).map(drop),
+            WIRE_LEN => self.bytes().map(drop),
+            WIRE_FIXED32 => self.take(4).map(drop),
+            // groups (3, 4): deprecated, never sent by remote_write senders
+            w => Err(pb_err(format!("unsupported wire type: {w}"))),
+        }
+    }
+}
+
+fn expect_wire(got: u8, want: u8) -> Result<(), WriteError> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(pb_err(format!(
+            "invalid wire type: {got} (expected {want})"
+        )))
+    }
+}
+
+fn utf8_error() -> WriteError {
+    pb_err("invalid string value: data is not UTF-8 encoded")
+}
+
+fn utf8(b: &[u8]) -> Result<&str, WriteError> {
+    std::str::from_utf8(b).map_err(|_| utf8_error())
+}
+
+/// Walks a `prometheus.WriteRequest` without building prost's message
+/// tree. Label text is copied into one arena and checked for UTF-8 once per
+/// series (all-ASCII text, the usual case, needs no per-string check); the
+/// label rules are applied in a second pass, so a malformed body is
+/// reported before a refused label set however late the malformation comes,
+/// as when the whole message was decoded first.
+pub fn decode_v1(raw: &[u8]) -> Result<RawBatch, WriteError> {
+    // spans are u32: every string, label and sample is shorter than the body
+    if u32::try_from(raw.len()).is_err() {
+        return Err(pb_err("request too large"));
+    }
+    // about half a request is label text; one guess saves regrowing
+    let mut text = Vec::with_capacity(raw.len() / 2);
+    let mut out = RawBatch::default();
+    let mut r = Reader::new(raw);
+    while !r.done() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => {
+                expect_wire(wire, WIRE_LEN)?;
+                let ts = r.bytes()?;
+                decode_v1_series(ts, &mut text, &mut out)?;
+            }
+            3 => {
+                expect_wire(wire, WIRE_LEN)?;
+                let m = v1::MetricMetadata::decode(r.bytes()?)
+                    .map_err(|e| WriteError::Protobuf(e.to_string()))?;
+                out.metadata.push(Metadata {
+                    kind: v1_type(m.r#type),
+                    metric: m.metric_family_name,
+                    help: m.help,
+                    unit: m.unit,
+                });
+            }
+            _ => r.skip(wire)?,
+        }
+    }
+    // every string was checked above; this pass over one buffer is cheap
+    out.arena = String::from_utf8(text).map_err(|_| utf8_error())?;
+    validate_v1(&mut out)?;
     Ok(out)
+}
+
+fn push_text(text: &mut Vec<u8>, s: &[u8]) -> Span {
+    let start = text.len() as u32;
+    text.extend_from_slice(s);
+    Span {
+        start,
+        end: text.len() as u32,
+    }
+}
+
+/// Decodes one `TimeSeries` into `out`, its label text into `text`. The
+/// series is kept even without samples, so its labels are still checked.
+fn decode_v1_series(buf: &[u8], text: &mut Vec<u8>, out: &mut RawBatch) -> Result<(), WriteError> {
+    let labels_from = out.labels.len();
+    let samples_from = out.samples.len();
+    let text_from = text.len();
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        let (field, wire) = r.key()?;
+        match field {
+            1 => {
+                expect_wire(wire, WIRE_LEN)?;
+                let mut l = Reader::new(r.bytes()?);
+                let (mut name, mut value): (Option<&[u8]>, Option<&[u8]>) = (None, None);
+                while !l.done() {
+                    let (f, w) = l.key()?;
+                    let slot = match f {
+                        1 => &mut name,
+                        2 => &mut value,
+                        _ => {
+                            l.skip(w)?;
+                            continue;
+                        }
+                    };
+                    expect_wire(w, WIRE_LEN)?;
+                    // a repeated field: the last wins, but each must be text
+                    if let Some(earlier) = slot.replace(l.bytes()?) {
+                        utf8(earlier)?;
+                    }
+                }
+                let name = push_text(text, name.unwrap_or_default());
+                let value = push_text(text, value.unwrap_or_default());
+                out.labels.push(RawLabel { name, value });
+            }
+            2 => {
+                expect_wire(wire, WIRE_LEN)?;
+                let mut smp = Reader::new(r.bytes()?);
+                let (mut t, mut v) = (0i64, 0f64);
+                while !smp.done() {
+                    let (f, w) = smp.key()?;
+                    match f {
+                        1 => {
+                            expect_wire(w, WIRE_FIXED64)?;
+                            v = f64::from_bits(smp.fixed64()?);
+                        }
+                        2 => {
+                            expect_wire(w, WIRE_VARINT)?;
+                            t = smp.varint()? as i64;
+                        }
+                        _ => smp.skip(w)?,
+                    }
+                }
+                out.samples.push(Sample::new(t, v));
+            }
+            3 => {
+                expect_wire(wire, WIRE_LEN)?;
+                v1::Exemplar::decode(r.bytes()?)
+                    .map_err(|e| WriteError::Protobuf(e.to_string()))?;
+                out.exemplars += 1;
+            }
+            4 => {
+                expect_wire(wire, WIRE_LEN)?;
+                v1::Histogram::decode(r.bytes()?)
+                    .map_err(|e| WriteError::Protobuf(e.to_string()))?;
+                out.histograms += 1;
+            }
+            _ => r.skip(wire)?,
+        }
+    }
+    if !text[text_from..].is_ascii() {
+        // two strings can be valid together but not apart: check each
+        for l in &out.labels[labels_from..] {
+            for s in [l.name, l.value] {
+                utf8(text.get(s.range()).unwrap_or_default())?;
+            }
+        }
+    }
+    out.series.push(RawSeries {
+        labels: Span {
+            start: labels_from as u32,
+            end: out.labels.len() as u32,
+        },
+        samples: Span {
+            start: samples_from as u32,
+            end: out.samples.len() as u32,
+        },
+    });
+    Ok(())
+}
+
+/// The label rules over every decoded series, in request order; then the
+/// batch is compacted: empty-valued labels and series without samples go.
+fn validate_v1(out: &mut RawBatch) -> Result<(), WriteError> {
+    let arena = out.arena.as_str();
+    let name_of = |l: &RawLabel| text(arena, l.name);
+    let mut labels_w = 0usize;
+    let mut series_w = 0usize;
+    for i in 0..out.series.len() {
+        let s = out.series[i];
+        let labels = out.labels.get_mut(s.labels.range()).unwrap_or_default();
+        // senders sort; only sort (stably, as the owned path did) when needed
+        if labels.windows(2).any(|w| name_of(&w[0]) > name_of(&w[1])) {
+            labels.sort_by(|a, b| name_of(a).cmp(name_of(b)));
+        }
+        let labels: &[RawLabel] = labels;
+        validate_sorted(labels.len(), |j| {
+            let l = &labels[j];
+            (text(arena, l.name), text(arena, l.value))
+        })?;
+        if s.samples.start == s.samples.end {
+            continue;
+        }
+        // empty values mean "absent"
+        let from = labels_w;
+        for j in s.labels.range() {
+            let l = out.labels[j];
+            if l.value.start != l.value.end {
+                out.labels[labels_w] = l;
+                labels_w += 1;
+            }
+        }
+        out.series[series_w] = RawSeries {
+            labels: Span {
+                start: from as u32,
+                end: labels_w as u32,
+            },
+            samples: s.samples,
+        };
+        series_w += 1;
+    }
+    out.labels.truncate(labels_w);
+    out.series.truncate(series_w);
+    Ok(())
 }
 
 fn v1_type(t: i32) -> &'static str {
@@ -193,58 +612,65 @@ fn v2_type(t: i32) -> &'static str {
 }
 
 fn is_metric_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    // every allowed character is ASCII, so bytes decide as chars would
+    let mut b = s.bytes();
+    b.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_' || c == b':')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
 }
 
 fn is_label_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    let mut b = s.bytes();
+    b.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 /// Label rules of Prometheus' data model, as Cortex/Mimir enforce them on
 /// remote_write: a valid metric name, valid label names, no duplicates.
-/// Unsorted input is sorted; empty values mean "absent" and are dropped.
-fn validate_labels(mut pairs: Vec<(String, String)>) -> Result<Labels, WriteError> {
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    let show = |pairs: &[(String, String)]| {
-        Labels::from_pairs(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str()))).to_string()
-    };
-    for w in pairs.windows(2) {
-        if w[0].0 == w[1].0 {
+/// `pair(i)` gives the `n` labels sorted by name (stably); empty values are
+/// still present here and mean "absent".
+fn validate_sorted<'a>(
+    n: usize,
+    pair: impl Fn(usize) -> (&'a str, &'a str),
+) -> Result<(), WriteError> {
+    let show = || Labels::from_pairs((0..n).map(&pair)).to_string();
+    for i in 1..n {
+        if pair(i - 1).0 == pair(i).0 {
             return Err(WriteError::DuplicateLabel {
-                label: w[0].0.clone(),
-                series: show(&pairs),
+                label: pair(i).0.to_owned(),
+                series: show(),
             });
         }
     }
-    let Some(name) = pairs
-        .iter()
-        .find(|(n, v)| n == pharos_model::METRIC_NAME && !v.is_empty())
-        .map(|(_, v)| v.clone())
+    let Some(name) = (0..n)
+        .map(&pair)
+        .find(|(k, v)| *k == pharos_model::METRIC_NAME && !v.is_empty())
+        .map(|(_, v)| v)
     else {
-        return Err(WriteError::MissingMetricName {
-            series: show(&pairs),
-        });
+        return Err(WriteError::MissingMetricName { series: show() });
     };
-    if !is_metric_name(&name) {
-        return Err(WriteError::InvalidMetricName { name });
+    if !is_metric_name(name) {
+        return Err(WriteError::InvalidMetricName {
+            name: name.to_owned(),
+        });
     }
-    if let Some((bad, _)) = pairs
-        .iter()
-        .find(|(n, _)| n != pharos_model::METRIC_NAME && !is_label_name(n))
+    if let Some((bad, _)) = (0..n)
+        .map(&pair)
+        .find(|(k, _)| *k != pharos_model::METRIC_NAME && !is_label_name(k))
     {
         return Err(WriteError::InvalidLabelName {
-            label: bad.clone(),
-            series: show(&pairs),
+            label: bad.to_owned(),
+            series: show(),
         });
     }
+    Ok(())
+}
+
+/// [`validate_sorted`] for owned pairs in any order; builds the set.
+fn validate_labels(mut pairs: Vec<(String, String)>) -> Result<Labels, WriteError> {
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    validate_sorted(pairs.len(), |i| (pairs[i].0.as_str(), pairs[i].1.as_str()))?;
     let labels = pairs
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
@@ -451,5 +877,230 @@ mod tests {
             decode(&bad.encode_to_vec(), Protocol::V2),
             Err(WriteError::OddLabelRefs(1))
         ));
+    }
+
+    /// What the prost-based 1.0 decoder made of a body (the reference the
+    /// hand-written walker must agree with).
+    fn reference_v1(raw: &[u8]) -> Result<WriteBatch, WriteError> {
+        let req = v1::WriteRequest::decode(raw).map_err(|e| WriteError::Protobuf(e.to_string()))?;
+        let mut out = WriteBatch::default();
+        for ts in req.timeseries {
+            let labels =
+                validate_labels(ts.labels.into_iter().map(|l| (l.name, l.value)).collect())?;
+            out.histograms += ts.histograms.len();
+            out.exemplars += ts.exemplars.len();
+            let samples: Vec<Sample> = ts
+                .samples
+                .iter()
+                .map(|s| Sample::new(s.timestamp, s.value))
+                .collect();
+            if !samples.is_empty() {
+                out.series.push((labels, samples));
+            }
+        }
+        for m in req.metadata {
+            out.metadata.push(Metadata {
+                kind: v1_type(m.r#type),
+                metric: m.metric_family_name,
+                help: m.help,
+                unit: m.unit,
+            });
+        }
+        Ok(out)
+    }
+
+    fn same(a: &WriteBatch, b: &WriteBatch) -> bool {
+        let bits = |s: &[Sample]| s.iter().map(|x| (x.t, x.v.to_bits())).collect::<Vec<_>>();
+        a.series.len() == b.series.len()
+            && a.series
+                .iter()
+                .zip(&b.series)
+                .all(|(x, y)| x.0 == y.0 && bits(&x.1) == bits(&y.1))
+            && a.metadata == b.metadata
+            && a.histograms == b.histograms
+            && a.exemplars == b.exemplars
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    fn random_request(rng: &mut Rng) -> v1::WriteRequest {
+        let names = ["__name__", "job", "instance", "a", "b_c", "1x", "", "mode"];
+        let values = [
+            "up",
+            "node",
+            "",
+            "h:9100",
+            "x-y",
+            "ünï",
+            "a-b",
+            "cpu_seconds",
+        ];
+        let mut req = v1::WriteRequest::default();
+        for _ in 0..rng.below(4) {
+            let mut ts = v1::TimeSeries::default();
+            for _ in 0..rng.below(5) {
+                ts.labels.push(v1::Label {
+                    name: names[rng.below(names.len() as u64) as usize].into(),
+                    value: values[rng.below(values.len() as u64) as usize].into(),
+                });
+            }
+            if rng.below(3) > 0 {
+                // the usual shape: a metric name first and sorted labels
+                ts.labels.push(v1::Label {
+                    name: "__name__".into(),
+                    value: "node_cpu_seconds_total".into(),
+                });
+                if rng.below(2) == 0 {
+                    ts.labels.sort_by(|a, b| a.name.cmp(&b.name));
+                    ts.labels.dedup_by(|a, b| a.name == b.name);
+                }
+            }
+            for _ in 0..rng.below(3) {
+                ts.samples.push(v1::Sample {
+                    value: f64::from_bits(rng.next()),
+                    timestamp: rng.next() as i64,
+                });
+            }
+            if rng.below(8) == 0 {
+                ts.exemplars.push(v1::Exemplar::default());
+            }
+            if rng.below(8) == 0 {
+                ts.histograms.push(v1::Histogram::default());
+            }
+            req.timeseries.push(ts);
+        }
+        if rng.below(4) == 0 {
+            req.metadata.push(v1::MetricMetadata {
+                r#type: rng.below(9) as i32,
+                metric_family_name: "m".into(),
+                help: "h".into(),
+                unit: String::new(),
+            });
+        }
+        req
+    }
+
+    #[test]
+    fn walker_agrees_with_prost_on_valid_and_damaged_bodies() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let (mut ok, mut damaged) = (0, 0);
+        for _ in 0..20_000 {
+            let mut raw = random_request(&mut rng).encode_to_vec();
+            if !raw.is_empty() && rng.below(2) == 0 {
+                for _ in 0..=rng.below(3) {
+                    let i = rng.below(raw.len() as u64) as usize;
+                    raw[i] ^= 1 << rng.below(8);
+                }
+                if rng.below(4) == 0 {
+                    raw.truncate(rng.below(raw.len() as u64) as usize);
+                }
+                damaged += 1;
+            }
+            let want = reference_v1(&raw);
+            let got = decode(&raw, Protocol::V1);
+            match (&want, &got) {
+                (Ok(w), Ok(g)) => {
+                    assert!(same(w, g), "{raw:?}");
+                    ok += 1;
+                }
+                (Err(w), Err(g)) => assert_eq!(
+                    std::mem::discriminant(w),
+                    std::mem::discriminant(g),
+                    "{w} vs {g}"
+                ),
+                // prost skips unknown groups; senders never send them
+                (Ok(_), Err(g)) => assert!(g.to_string().contains("wire type: 3"), "{g}"),
+                (Err(w), Ok(_)) => panic!("accepted what prost refuses ({w}): {raw:?}"),
+            }
+        }
+        assert!(ok > 5_000 && damaged > 5_000, "{ok} {damaged}");
+    }
+
+    #[test]
+    fn walker_skips_unknown_fields_and_sorts_labels() {
+        let mut raw = Vec::new();
+        // unknown top-level varint field 9, then a series whose labels come
+        // unsorted, each label with an unknown fixed32 field
+        raw.extend([9 << 3, 42]);
+        let label = |n: &str, v: &str| {
+            let mut b = vec![0x0a, n.len() as u8];
+            b.extend(n.as_bytes());
+            b.extend([0x12, v.len() as u8]);
+            b.extend(v.as_bytes());
+            b.extend([(7 << 3) | 5, 1, 2, 3, 4]);
+            b
+        };
+        let mut ts = Vec::new();
+        for (n, v) in [("job", "j"), ("__name__", "up"), ("a", "")] {
+            let l = label(n, v);
+            ts.push(0x0a);
+            ts.push(l.len() as u8);
+            ts.extend(l);
+        }
+        let mut smp = vec![0x09];
+        smp.extend(2.5f64.to_le_bytes());
+        smp.extend([0x10, 7]);
+        ts.push(0x12);
+        ts.push(smp.len() as u8);
+        ts.extend(smp);
+        raw.push(0x0a);
+        raw.push(ts.len() as u8);
+        raw.extend(ts);
+        let b = decode_v1(&raw).unwrap();
+        let (labels, samples) = b.iter().next().unwrap();
+        assert_eq!(labels.to_string(), r#"{__name__="up", job="j"}"#);
+        assert_eq!(samples, &[Sample::new(7, 2.5)]);
+        // a sample value sent as a varint is a wire type error, as in prost
+        let mut bad = raw.clone();
+        let at = bad.iter().position(|&x| x == 0x09).unwrap();
+        bad[at] = 0x08;
+        assert!(matches!(decode_v1(&bad), Err(WriteError::Protobuf(_))));
+    }
+
+    #[test]
+    fn retain_drops_samples_and_emptied_series() {
+        let req = v1::WriteRequest {
+            timeseries: (0..3)
+                .map(|i| v1::TimeSeries {
+                    labels: vec![v1::Label {
+                        name: "__name__".into(),
+                        value: format!("m{i}"),
+                    }],
+                    samples: (0..3)
+                        .map(|t| v1::Sample {
+                            value: 1.0,
+                            timestamp: t,
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .collect(),
+            metadata: vec![],
+        };
+        let mut b = decode_v1(&req.encode_to_vec()).unwrap();
+        assert_eq!((b.len(), b.samples()), (3, 9));
+        b.retain(|i, s| i != 1 && s.t != 2);
+        let got: Vec<(String, Vec<i64>)> = b
+            .iter()
+            .map(|(l, s)| (l.to_string(), s.iter().map(|x| x.t).collect()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (r#"{__name__="m0"}"#.to_string(), vec![0, 1]),
+                (r#"{__name__="m2"}"#.to_string(), vec![0, 1]),
+            ]
+        );
     }
 }

@@ -1,9 +1,12 @@
 //! One TSDB per tenant under `metrics.local_path/<tenant>/`, as the sink of
-//! remote_write and scrapes and the source of queries.
+//! remote_write and scrapes and the source of queries. With object storage
+//! each tenant's blocks live under `metrics/<tenant>/blocks/` there, and
+//! local disk holds the WAL, blocks awaiting upload and the block cache.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use pharos_core::TenantId;
@@ -12,20 +15,42 @@ use pharos_model::{Labels, Matcher, Sample};
 use pharos_promql::{QueryError, Queryable, Series};
 use pharos_tsdb::{MetricMetadata, MetricType, Tsdb, TsdbError, TsdbOptions};
 
+use crate::blocks::BlockStorage;
 use crate::error::StoreError;
 use crate::ingest::{AppendOutcome, SampleSink, SinkError};
-use crate::remote_write::Metadata;
+use crate::remote_write::{Metadata, RawBatch};
 
 pub struct TenantStore {
     root: PathBuf,
     opts: TsdbOptions,
     dbs: RwLock<HashMap<TenantId, Arc<Tsdb>>>,
+    /// Object storage for blocks; `None` keeps them on local disk.
+    blocks: Option<BlockStorage>,
+    /// One tenant opened at a time, outside `dbs`' lock: opening replays
+    /// a WAL and lists object storage, and must not stall other tenants.
+    opening: Mutex<()>,
+    /// Whether the last listing of tenants in object storage worked; when
+    /// it did not, tenants open without listing their blocks (the next
+    /// maintenance does) instead of each waiting for the store's deadline.
+    remote_up: AtomicBool,
 }
 
 impl TenantStore {
     /// Opens every tenant directory already under `root`, replaying WALs,
-    /// so data acknowledged before a crash is back before we serve.
+    /// so data acknowledged before a crash is back before we serve. Blocks
+    /// stay on local disk.
     pub fn open(root: &Path, opts: TsdbOptions) -> Result<Self, StoreError> {
+        Self::open_with(root, opts, None)
+    }
+
+    /// [`TenantStore::open`] with blocks in object storage: tenants found
+    /// only there are opened too, so an empty local disk serves old data.
+    /// Must be called off async tasks (e.g. in `spawn_blocking`).
+    pub fn open_with(
+        root: &Path,
+        opts: TsdbOptions,
+        blocks: Option<BlockStorage>,
+    ) -> Result<Self, StoreError> {
         let io = |op, e| StoreError::Io {
             op,
             path: root.display().to_string(),
@@ -36,7 +61,13 @@ impl TenantStore {
             root: root.to_owned(),
             opts,
             dbs: RwLock::new(HashMap::new()),
+            blocks,
+            opening: Mutex::new(()),
+            remote_up: AtomicBool::new(true),
         };
+        // one listing first: if the store is down, say so before opening
+        // tenants
+        let remote_tenants = store.list_remote_tenants();
         let entries = std::fs::read_dir(root).map_err(|e| io("list", e))?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -52,7 +83,45 @@ impl TenantStore {
                 }
             }
         }
+        for t in remote_tenants {
+            if store.get(&t).is_none() {
+                tracing::info!(tenant = %t, "tenant found in object storage");
+                store.get_or_open(&t)?;
+            }
+        }
         Ok(store)
+    }
+
+    /// Tenants with blocks in object storage; none when there is no store
+    /// or it cannot be listed (logged; retried by [`TenantStore::maintain`]).
+    fn list_remote_tenants(&self) -> Vec<TenantId> {
+        let Some(blocks) = &self.blocks else {
+            return Vec::new();
+        };
+        match blocks.tenants() {
+            Ok(t) => {
+                self.remote_up.store(true, Ordering::Relaxed);
+                t
+            }
+            Err(e) => {
+                self.remote_up.store(false, Ordering::Relaxed);
+                tracing::warn!(error = %e, "cannot list tenants in object storage, retrying at the next maintenance");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Opens the tenants that have blocks in object storage but no local
+    /// directory; an unreachable store is logged and retried by
+    /// [`TenantStore::maintain`].
+    fn open_remote_tenants(&self) -> Result<(), TsdbError> {
+        for t in self.list_remote_tenants() {
+            if self.get(&t).is_none() {
+                tracing::info!(tenant = %t, "tenant found in object storage");
+                self.get_or_open(&t)?;
+            }
+        }
+        Ok(())
     }
 
     pub fn get(&self, tenant: &TenantId) -> Option<Arc<Tsdb>> {
@@ -67,15 +136,21 @@ impl TenantStore {
         if let Some(db) = self.get(tenant) {
             return Ok(db);
         }
-        let mut dbs = self.dbs.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(db) = dbs.get(tenant) {
-            return Ok(db.clone());
+        let _one = self.opening.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(db) = self.get(tenant) {
+            return Ok(db);
         }
         let dir = self.root.join(tenant.as_str());
         let started = std::time::Instant::now();
-        let db = Arc::new(Tsdb::open(&dir, self.opts.clone())?);
-        tracing::info!(tenant = %tenant, dir = %dir.display(), elapsed_ms = started.elapsed().as_millis() as u64, series = db.stats().series, "opened tsdb");
-        dbs.insert(tenant.clone(), db.clone());
+        let mut opts = self.opts.clone();
+        opts.remote = self.blocks.as_ref().map(|b| b.for_tenant(tenant));
+        opts.list_remote_at_open &= self.remote_up.load(Ordering::Relaxed);
+        let db = Arc::new(Tsdb::open(&dir, opts)?);
+        tracing::info!(tenant = %tenant, dir = %dir.display(), elapsed_ms = started.elapsed().as_millis() as u64, series = db.stats().series, blocks = db.blocks().len(), "opened tsdb");
+        self.dbs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.clone(), db.clone());
         Ok(db)
     }
 
@@ -88,13 +163,23 @@ impl TenantStore {
             .collect()
     }
 
-    /// Cuts blocks, compacts and applies retention for every tenant; run
+    /// Cuts blocks, compacts, uploads and applies retention for every
+    /// tenant, after opening tenants that appeared in object storage; run
     /// periodically from a blocking task.
     pub fn maintain(&self) {
+        if let Err(e) = self.open_remote_tenants() {
+            tracing::warn!(error = %e, "cannot open a tenant found in object storage");
+        }
         for (tenant, db) in self.tenants() {
             match db.maintain() {
-                Ok(r) if !r.cut.is_empty() || !r.compacted.is_empty() || !r.deleted.is_empty() => {
-                    tracing::info!(tenant = %tenant, cut = r.cut.len(), compacted = r.compacted.len(), deleted = r.deleted.len(), "tsdb maintenance");
+                Ok(r)
+                    if !r.cut.is_empty()
+                        || !r.compacted.is_empty()
+                        || !r.deleted.is_empty()
+                        || !r.uploaded.is_empty()
+                        || r.upload_failed =>
+                {
+                    tracing::info!(tenant = %tenant, cut = r.cut.len(), compacted = r.compacted.len(), uploaded = r.uploaded.len(), upload_failed = r.upload_failed, deleted = r.deleted.len(), "tsdb maintenance");
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(tenant = %tenant, error = %e, "tsdb maintenance failed"),
@@ -143,6 +228,20 @@ impl SampleSink for TenantStore {
             return Ok(AppendOutcome::default());
         }
         let db = self.get_or_open(tenant).map_err(|e| sink_error(&e))?;
+        let report = db.append(&series).map_err(|e| sink_error(&e))?;
+        Ok(AppendOutcome {
+            samples_written: report.added + report.duplicates,
+            rejected: report.errors.iter().map(|e| e.error.to_string()).collect(),
+        })
+    }
+
+    fn append_raw(&self, tenant: &TenantId, batch: &RawBatch) -> Result<AppendOutcome, SinkError> {
+        if batch.is_empty() {
+            return Ok(AppendOutcome::default());
+        }
+        let db = self.get_or_open(tenant).map_err(|e| sink_error(&e))?;
+        // borrowed labels: the TSDB allocates only for series it has not seen
+        let series: Vec<_> = batch.iter().collect();
         let report = db.append(&series).map_err(|e| sink_error(&e))?;
         Ok(AppendOutcome {
             samples_written: report.added + report.duplicates,

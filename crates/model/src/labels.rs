@@ -166,6 +166,58 @@ impl Labels {
     }
 }
 
+/// Read access to a label set in any representation (owned [`Labels`], or
+/// a view into a decoded request), so a writer can look a series up before
+/// deciding to allocate its labels.
+///
+/// Implementors yield pairs sorted by name, names unique, values non-empty:
+/// the invariants of [`Labels`].
+pub trait LabelSet {
+    fn label_count(&self) -> usize;
+
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> + '_;
+
+    /// The owned form, for series being created and for error messages.
+    fn to_labels(&self) -> Labels {
+        Labels(
+            self.pairs()
+                .map(|(n, v)| Label {
+                    name: n.to_owned(),
+                    value: v.to_owned(),
+                })
+                .collect(),
+        )
+    }
+}
+
+impl LabelSet for Labels {
+    fn label_count(&self) -> usize {
+        self.0.len()
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.0.iter().map(|l| (l.name.as_str(), l.value.as_str()))
+    }
+
+    fn to_labels(&self) -> Labels {
+        self.clone()
+    }
+}
+
+impl<T: LabelSet + ?Sized> LabelSet for &T {
+    fn label_count(&self) -> usize {
+        (**self).label_count()
+    }
+
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        (**self).pairs()
+    }
+
+    fn to_labels(&self) -> Labels {
+        (**self).to_labels()
+    }
+}
+
 impl fmt::Display for Labels {
     /// Prometheus' spelling: `{a="1", b="2"}`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -6,6 +6,6 @@ pub mod labels;
 pub mod matcher;
 pub mod sample;
 
-pub use labels::{Label, Labels, METRIC_NAME};
+pub use labels::{Label, LabelSet, Labels, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use sample::{STALE_NAN, Sample};

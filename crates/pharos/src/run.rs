@@ -343,10 +343,11 @@ async fn role_router(
 ) -> anyhow::Result<Router> {
     Ok(match role {
         Role::MetricsServer => {
-            let store = open_metrics_store(cfg).await?;
+            let store = open_metrics_store(cfg, storage).await?;
+            registry.register(store.clone());
             let s = store.clone();
             hooks.on_shutdown.push(Box::new(move || s.sync()));
-            store.spawn_maintenance(Duration::from_secs(60));
+            store.spawn_maintenance(cfg.metrics.maintenance_interval.as_std());
             let ingest = cfg
                 .metrics
                 .remote_write_receiver
@@ -454,20 +455,27 @@ fn listen_for_reload(hooks: Vec<Box<dyn Fn() -> Result<(), String> + Send + Sync
     });
 }
 
-/// Opens (and replays) every tenant's TSDB under `metrics.local_path/tsdb`.
+/// Opens (and replays) every tenant's TSDB under `metrics.local_path/tsdb`,
+/// with blocks in object storage.
 async fn open_metrics_store(
     cfg: &PharosConfig,
+    storage: &ObjectStorage,
 ) -> anyhow::Result<Arc<pharos_metrics::TenantStore>> {
     let root = cfg.metrics.local_path.join("tsdb");
     let opts = pharos_tsdb::TsdbOptions {
         retention: Some(cfg.metrics.retention_time.as_std()),
+        retention_size: cfg.metrics.retention_size.map(|b| b.as_u64()),
+        cache_size: cfg.metrics.block_cache_size.as_u64(),
         ..Default::default()
     };
+    let blocks = pharos_metrics::BlockStorage::new(storage, tokio::runtime::Handle::current());
     tracing::info!(dir = %root.display(), "opening metrics storage, replaying write-ahead logs");
-    let store = tokio::task::spawn_blocking(move || pharos_metrics::TenantStore::open(&root, opts))
-        .await
-        .context("metrics storage")?
-        .context("metrics storage")?;
+    let store = tokio::task::spawn_blocking(move || {
+        pharos_metrics::TenantStore::open_with(&root, opts, Some(blocks))
+    })
+    .await
+    .context("metrics storage")?
+    .context("metrics storage")?;
     Ok(Arc::new(store))
 }
 

@@ -270,6 +270,17 @@ impl RangeInput {
     /// Calls `f(step index, step time, window)` for every step; windows are
     /// closed on both ends as in Prometheus 2.x.
     pub fn windows(&self, samples: &[Sample], g: Grid, mut f: impl FnMut(usize, i64, &[Sample])) {
+        self.windows_at(samples, g, |i, ts, _, w| f(i, ts, w));
+    }
+
+    /// Like [`RangeInput::windows`], also passing where the window starts
+    /// in `samples`.
+    pub fn windows_at(
+        &self,
+        samples: &[Sample],
+        g: Grid,
+        mut f: impl FnMut(usize, i64, usize, &[Sample]),
+    ) {
         let (mut lo, mut hi) = (0usize, 0usize);
         for i in 0..g.n() {
             let ts = g.ts(i);
@@ -284,7 +295,7 @@ impl RangeInput {
             while hi < samples.len() && samples[hi].t <= maxt {
                 hi += 1;
             }
-            f(i, ts, &samples[lo..hi]);
+            f(i, ts, lo, &samples[lo..hi]);
         }
     }
 }
@@ -688,6 +699,47 @@ impl<'a> Ev<'a> {
             _ => Err(exec("expected range vector")),
         }
     }
+}
+
+/// Input samples below which a node is evaluated on one thread: starting
+/// threads costs tens of microseconds, reading this many samples a few
+/// milliseconds.
+const PARALLEL_MIN_SAMPLES: usize = 100_000;
+
+/// Threads a query node may use at once.
+fn query_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// Runs `f` over consecutive chunks of `items`, on several threads when
+/// `work` (the samples they hold) is large enough, and returns the
+/// results in chunk order.
+pub(crate) fn par_chunks<T: Sync, R: Send>(
+    items: &[T],
+    work: usize,
+    f: impl Fn(&[T]) -> R + Sync,
+) -> Vec<R> {
+    let threads = if work < PARALLEL_MIN_SAMPLES {
+        1
+    } else {
+        query_threads().min(items.len())
+    };
+    if threads <= 1 {
+        return vec![f(items)];
+    }
+    let per = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|sc| {
+        let mut chunks = items.chunks(per);
+        let first = chunks.next().unwrap_or_default();
+        let handles: Vec<_> = chunks.map(|c| sc.spawn(move || f(c))).collect();
+        let mut out = vec![f(first)];
+        for h in handles {
+            // a panic there is a bug, surfaced as if it happened here
+            out.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        out
+    })
 }
 
 /// Merges series that ended up with the same labels (allowed when they

@@ -591,9 +591,43 @@ fn linear_regression(s: &[Sample], intercept_t: i64) -> (f64, f64) {
     (slope, sy / n - slope * sx / n)
 }
 
+/// Where a series' value drops (a counter reset), so a window's resets are
+/// found without scanning all its samples at every step.
+struct Resets {
+    /// Indexes `i` with `samples[i].v < samples[i - 1].v`, ascending.
+    at: Vec<usize>,
+    /// First entry of `at` that may still lie in a window; windows only
+    /// move forward.
+    next: usize,
+}
+
+impl Resets {
+    fn new(samples: &[Sample]) -> Self {
+        let at = (1..samples.len())
+            .filter(|&i| samples[i].v < samples[i - 1].v)
+            .collect();
+        Self { at, next: 0 }
+    }
+
+    /// Indexes of the drops inside the window `samples[lo..lo + len]` (the
+    /// first sample of a window is never one: it has no predecessor there).
+    fn within(&mut self, lo: usize, len: usize) -> &[usize] {
+        while self.next < self.at.len() && self.at[self.next] <= lo {
+            self.next += 1;
+        }
+        let rest = &self.at[self.next..];
+        &rest[..rest.partition_point(|&i| i < lo + len)]
+    }
+}
+
 /// rate/increase/delta with Prometheus' extrapolation to the window edges.
+///
+/// `resets` lists, for counters, the values just before each drop inside
+/// the window, in order (see [`Resets`]); adding them in that order gives
+/// exactly the sum Prometheus' scan of the window gives.
 fn extrapolated_rate(
     w: &[Sample],
+    resets: impl Iterator<Item = f64>,
     range_start: i64,
     range_end: i64,
     range: i64,
@@ -607,12 +641,8 @@ fn extrapolated_rate(
     let last = w[w.len() - 1];
     let mut result = last.v - first.v;
     if counter {
-        let mut prev = first.v;
-        for p in &w[1..] {
-            if p.v < prev {
-                result += prev;
-            }
-            prev = p.v;
+        for prev in resets {
+            result += prev;
         }
     }
     let mut to_start = (first.t - range_start) as f64 / 1000.0;
@@ -746,107 +776,25 @@ fn matrix_call(ev: &mut Ev<'_>, c: &Call, g: Grid) -> Result<Out, QueryError> {
             }]
         }));
     }
+    // series are independent: long inputs are split over threads
+    let work: usize = ri.series.iter().map(|s| s.samples.len()).sum();
+    let ev_ref: &Ev<'_> = ev;
+    let parts = crate::engine::par_chunks(&ri.series, work, |chunk| {
+        let mut out = Vec::with_capacity(chunk.len());
+        let mut scratch: Vec<f64> = Vec::new();
+        for s in chunk {
+            ev_ref.check("expression evaluation")?;
+            if let Some(s) = matrix_series(name, &ri, &params, g, s, &mut scratch)? {
+                out.push(s);
+            }
+        }
+        Ok::<_, QueryError>(out)
+    });
     let mut out = Vec::with_capacity(ri.series.len());
-    let mut err: Option<QueryError> = None;
-    let mut total = 0usize;
-    let mut scratch: Vec<f64> = Vec::new();
-    for s in &ri.series {
-        ev.check("expression evaluation")?;
-        let mut pts = Vec::new();
-        ri.windows(&s.samples, g, |i, ts, w| {
-            if w.is_empty() || err.is_some() {
-                return;
-            }
-            let end = ri.ref_t(ts);
-            let start = end - ri.range;
-            let v = match name {
-                "rate" => extrapolated_rate(w, start, end, ri.range, true, true),
-                "increase" => extrapolated_rate(w, start, end, ri.range, true, false),
-                "delta" => extrapolated_rate(w, start, end, ri.range, false, false),
-                "irate" => instant_value(w, true),
-                "idelta" => instant_value(w, false),
-                "deriv" if w.len() >= 2 => Some(linear_regression(w, w[0].t).0),
-                "predict_linear" if w.len() >= 2 => {
-                    let (slope, icpt) = linear_regression(w, ts);
-                    Some(slope * params[0][i] + icpt)
-                }
-                "holt_winters" => {
-                    let (sf, tf) = (params[0][i], params[1][i]);
-                    if sf <= 0.0 || sf >= 1.0 {
-                        err = Some(exec(format!(
-                            "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
-                        )));
-                        return;
-                    }
-                    if tf <= 0.0 || tf >= 1.0 {
-                        err = Some(exec(format!(
-                            "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
-                        )));
-                        return;
-                    }
-                    holt_winters(w, sf, tf)
-                }
-                "changes" | "resets" => {
-                    let mut n = 0u32;
-                    for p in w.windows(2) {
-                        let (a, b) = (p[0].v, p[1].v);
-                        let hit = if name == "resets" {
-                            b < a
-                        } else {
-                            a != b && !(a.is_nan() && b.is_nan())
-                        };
-                        n += u32::from(hit);
-                    }
-                    Some(f64::from(n))
-                }
-                "avg_over_time" => Some(avg_over(w)),
-                "min_over_time" => Some(
-                    w.iter()
-                        .fold(w[0].v, |m, p| if p.v < m || m.is_nan() { p.v } else { m }),
-                ),
-                "max_over_time" => Some(
-                    w.iter()
-                        .fold(w[0].v, |m, p| if p.v > m || m.is_nan() { p.v } else { m }),
-                ),
-                "sum_over_time" => {
-                    let (mut sum, mut cc) = (0.0, 0.0);
-                    for p in w {
-                        (sum, cc) = kahan_inc(p.v, sum, cc);
-                    }
-                    Some(if sum.is_infinite() { sum } else { sum + cc })
-                }
-                "count_over_time" => Some(w.len() as f64),
-                "stdvar_over_time" => Some(var_over(w)),
-                "stddev_over_time" => Some(var_over(w).sqrt()),
-                "last_over_time" => Some(w[w.len() - 1].v),
-                "present_over_time" => Some(1.0),
-                "quantile_over_time" => {
-                    scratch.clear();
-                    scratch.extend(w.iter().map(|p| p.v));
-                    Some(quantile(params[0][i], &mut scratch))
-                }
-                _ => None,
-            };
-            if let Some(v) = v {
-                pts.push(Sample::new(ts, v));
-            }
-        });
-        if let Some(e) = err.take() {
-            return Err(e);
-        }
-        if !pts.is_empty() {
-            total += pts.len();
-            let labels = if name == "last_over_time" {
-                s.labels.clone()
-            } else {
-                s.labels.without_metric_name()
-            };
-            out.push(Series {
-                labels,
-                samples: pts,
-            });
-        }
+    for p in parts {
+        out.extend(p?);
     }
+    let total = out.iter().map(|s| s.samples.len()).sum();
     ev.account(total)?;
     // unlike per-step functions, Prometheus rejects any duplicate labelset here
     let mut seen = std::collections::HashSet::with_capacity(out.len());
@@ -856,6 +804,124 @@ fn matrix_call(ev: &mut Ev<'_>, c: &Call, g: Grid) -> Result<Out, QueryError> {
         }
     }
     Ok(Out::Vector(out))
+}
+
+/// One series' values of a range-vector function over the grid, or None
+/// when it has none.
+fn matrix_series(
+    name: &str,
+    ri: &RangeInput,
+    params: &[Vec<f64>],
+    g: Grid,
+    s: &Series,
+    scratch: &mut Vec<f64>,
+) -> Result<Option<Series>, QueryError> {
+    let mut err: Option<QueryError> = None;
+    let mut pts = Vec::with_capacity(g.n().min(s.samples.len()));
+    let mut resets = if matches!(name, "rate" | "increase") {
+        Resets::new(&s.samples)
+    } else {
+        Resets {
+            at: Vec::new(),
+            next: 0,
+        }
+    };
+    ri.windows_at(&s.samples, g, |i, ts, lo, w| {
+        if w.is_empty() || err.is_some() {
+            return;
+        }
+        let end = ri.ref_t(ts);
+        let start = end - ri.range;
+        let v = match name {
+            "rate" | "increase" => {
+                let drops = resets.within(lo, w.len()).iter();
+                let prevs = drops.map(|&k| s.samples[k - 1].v);
+                extrapolated_rate(w, prevs, start, end, ri.range, true, name == "rate")
+            }
+            "delta" => extrapolated_rate(w, std::iter::empty(), start, end, ri.range, false, false),
+            "irate" => instant_value(w, true),
+            "idelta" => instant_value(w, false),
+            "deriv" if w.len() >= 2 => Some(linear_regression(w, w[0].t).0),
+            "predict_linear" if w.len() >= 2 => {
+                let (slope, icpt) = linear_regression(w, ts);
+                Some(slope * params[0][i] + icpt)
+            }
+            "holt_winters" => {
+                let (sf, tf) = (params[0][i], params[1][i]);
+                if sf <= 0.0 || sf >= 1.0 {
+                    err = Some(exec(format!(
+                        "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
+                    )));
+                    return;
+                }
+                if tf <= 0.0 || tf >= 1.0 {
+                    err = Some(exec(format!(
+                        "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
+                    )));
+                    return;
+                }
+                holt_winters(w, sf, tf)
+            }
+            "changes" | "resets" => {
+                let mut n = 0u32;
+                for p in w.windows(2) {
+                    let (a, b) = (p[0].v, p[1].v);
+                    let hit = if name == "resets" {
+                        b < a
+                    } else {
+                        a != b && !(a.is_nan() && b.is_nan())
+                    };
+                    n += u32::from(hit);
+                }
+                Some(f64::from(n))
+            }
+            "avg_over_time" => Some(avg_over(w)),
+            "min_over_time" => Some(
+                w.iter()
+                    .fold(w[0].v, |m, p| if p.v < m || m.is_nan() { p.v } else { m }),
+            ),
+            "max_over_time" => Some(
+                w.iter()
+                    .fold(w[0].v, |m, p| if p.v > m || m.is_nan() { p.v } else { m }),
+            ),
+            "sum_over_time" => {
+                let (mut sum, mut cc) = (0.0, 0.0);
+                for p in w {
+                    (sum, cc) = kahan_inc(p.v, sum, cc);
+                }
+                Some(if sum.is_infinite() { sum } else { sum + cc })
+            }
+            "count_over_time" => Some(w.len() as f64),
+            "stdvar_over_time" => Some(var_over(w)),
+            "stddev_over_time" => Some(var_over(w).sqrt()),
+            "last_over_time" => Some(w[w.len() - 1].v),
+            "present_over_time" => Some(1.0),
+            "quantile_over_time" => {
+                scratch.clear();
+                scratch.extend(w.iter().map(|p| p.v));
+                Some(quantile(params[0][i], scratch))
+            }
+            _ => None,
+        };
+        if let Some(v) = v {
+            pts.push(Sample::new(ts, v));
+        }
+    });
+    if let Some(e) = err.take() {
+        return Err(e);
+    }
+    if pts.is_empty() {
+        return Ok(None);
+    }
+    let labels = if name == "last_over_time" {
+        s.labels.clone()
+    } else {
+        s.labels.without_metric_name()
+    };
+    Ok(Some(Series {
+        labels,
+        samples: pts,
+    }))
 }
 
 #[cfg(test)]
@@ -887,10 +953,39 @@ mod tests {
         let w: Vec<Sample> = (0..6)
             .map(|i| Sample::new(i * 10_000, i as f64 * 10.0))
             .collect();
-        let v = extrapolated_rate(&w, -5_000, 55_000, 60_000, true, false).unwrap();
+        let none = || std::iter::empty();
+        let v = extrapolated_rate(&w, none(), -5_000, 55_000, 60_000, true, false).unwrap();
         // zero point is at t=0, so only the end extrapolates by 5s: 50 * 55/50
         assert!((v - 55.0).abs() < 1e-9, "{v}");
-        assert!(extrapolated_rate(&w[..1], 0, 1, 1, true, true).is_none());
+        assert!(extrapolated_rate(&w[..1], none(), 0, 1, 1, true, true).is_none());
+    }
+
+    #[test]
+    fn resets_in_sliding_windows_match_a_scan_of_each_window() {
+        let vals = [5.0, 7.0, 1.0, 2.0, 2.0, 0.5, f64::NAN, 3.0, 1.0, 9.0, 4.0];
+        let samples: Vec<Sample> = vals
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| Sample::new(i as i64, v))
+            .collect();
+        for len in 1..5 {
+            let mut r = Resets::new(&samples);
+            for lo in 0..samples.len() - len {
+                let w = &samples[lo..lo + len];
+                let mut scan = Vec::new();
+                for k in 1..w.len() {
+                    if w[k].v < w[k - 1].v {
+                        scan.push(w[k - 1].v);
+                    }
+                }
+                let got: Vec<f64> = r
+                    .within(lo, len)
+                    .iter()
+                    .map(|&k| samples[k - 1].v)
+                    .collect();
+                assert_eq!(got, scan, "window {lo}+{len}");
+            }
+        }
     }
 
     #[test]

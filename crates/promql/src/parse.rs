@@ -161,6 +161,12 @@ fn prometheus_wording(m: &str) -> String {
             "an vector selector or matrix selector",
             "an instant vector selector or range vector selector",
         );
+    // Prometheus names the wanted type in its documented form and the
+    // found one in its internal form here
+    s = s.replace(
+        "subquery is only allowed on vector, got range vector instead",
+        "subquery is only allowed on instant vector, got matrix instead",
+    );
     for param in ["scalar", "string"] {
         s = s.replace(
             &format!("expected type {param} in aggregation expression"),
@@ -192,8 +198,7 @@ fn prometheus_wording(m: &str) -> String {
 
 /// The calls named in a message about a function's arguments:
 /// `expected N argument(s) in call to "f"` sits at the call, `expected type
-/// T in call to function "f"` at the argument, found here only when the
-/// call has one.
+/// T in call to function "f"` at the first argument of the wrong type.
 fn call_error_position(q: &str, m: &str) -> Option<usize> {
     let name_of = |key: &str| {
         let rest = m.split(key).nth(1)?;
@@ -204,12 +209,95 @@ fn call_error_position(q: &str, m: &str) -> Option<usize> {
         return function_position(q, name);
     }
     let name = name_of("in call to function ")?;
-    let call = function_position(q, name)?;
-    let open = call + q[call..].find('(')?;
+    let (want, got) = expected_got(m)?;
     let b = q.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b':';
+    for (at, _) in q.match_indices(name) {
+        let end = at + name.len();
+        if (at > 0 && ident(b[at - 1])) || b.get(end).is_some_and(|&c| ident(c)) {
+            continue;
+        }
+        let Some(open) = q[end..]
+            .find(|c: char| !c.is_whitespace())
+            .map(|i| end + i)
+            .filter(|&i| b[i] == b'(')
+        else {
+            continue;
+        };
+        let Some(args) = bracket_items(q, open) else {
+            continue;
+        };
+        if args.len() == 1 {
+            return Some(args[0].0);
+        }
+        let Some(sig) = arg_types(name) else { continue };
+        // the first argument that does not have its type, as upstream
+        // checks them in order
+        for (i, &(a, z)) in args.iter().enumerate() {
+            let Some(&expected) = sig.get(i).or(sig.last()) else {
+                break;
+            };
+            let Some(t) = text_type(&q[a..z]) else { break };
+            if t != expected {
+                if type_name(expected) == want && type_name(t) == got {
+                    return Some(a);
+                }
+                break;
+            }
+        }
+    }
+    None
+}
+
+/// Argument types of Prometheus 2.42's functions that take more than one
+/// argument (the last one repeats for variadic ones).
+fn arg_types(name: &str) -> Option<&'static [ValueType]> {
+    use ValueType::{Matrix as M, Scalar as S, String as T, Vector as V};
+    Some(match name {
+        "clamp" => &[V, S, S],
+        "clamp_max" | "clamp_min" | "round" => &[V, S],
+        "histogram_fraction" => &[S, S, V],
+        "histogram_quantile" => &[S, V],
+        "holt_winters" => &[M, S, S],
+        "label_join" | "label_replace" => &[V, T],
+        "predict_linear" => &[M, S],
+        "quantile_over_time" => &[S, M],
+        _ => return None,
+    })
+}
+
+/// The wanted and found type names of an `expected type T ..., got G`
+/// message.
+fn expected_got(m: &str) -> Option<(&str, &str)> {
+    let rest = m.split("expected type ").nth(1)?;
+    let want = rest.split(" in ").next()?;
+    let got = rest.rsplit(", got ").next()?;
+    Some((want, got))
+}
+
+/// Type of a piece of query text parsed on its own, if it parses.
+fn text_type(text: &str) -> Option<ValueType> {
+    parse_guarded(&rewrite(text).text)
+        .ok()
+        .map(|e| e.value_type())
+}
+
+/// Byte ranges (trimmed) of the comma-separated items inside the bracket
+/// opened at `open`, or None when it is not closed.
+fn bracket_items(q: &str, open: usize) -> Option<Vec<(usize, usize)>> {
+    let b = q.as_bytes();
+    let mut items = Vec::new();
     let mut depth = 0usize;
+    let mut start = open + 1;
     let mut i = open + 1;
     let mut quote = None;
+    let push = |a: usize, z: usize, items: &mut Vec<(usize, usize)>| {
+        let t = &q[a..z];
+        let lead = t.len() - t.trim_start().len();
+        if !t.trim().is_empty() {
+            items.push((a + lead, a + lead + t.trim().len()));
+        }
+    };
     while i < b.len() {
         let c = b[i];
         match quote {
@@ -218,18 +306,276 @@ fn call_error_position(q: &str, m: &str) -> Option<usize> {
             Some(_) => {}
             None => match c {
                 b'"' | b'\'' | b'`' => quote = Some(c),
+                b'#' => {
+                    while i < b.len() && b[i] != b'\n' {
+                        i += 1;
+                    }
+                }
                 b'(' | b'[' | b'{' => depth += 1,
-                b')' | b']' | b'}' if depth == 0 => break,
+                b')' | b']' | b'}' if depth == 0 => {
+                    push(start, i, &mut items);
+                    return Some(items);
+                }
                 b')' | b']' | b'}' => depth -= 1,
-                // more than one argument: which one is wrong is not known
-                b',' if depth == 0 => return None,
+                b',' if depth == 0 => {
+                    push(start, i, &mut items);
+                    start = i + 1;
+                }
                 _ => {}
             },
         }
         i += 1;
     }
-    let first = q[open + 1..].len() - q[open + 1..].trim_start().len();
-    Some(open + 1 + first)
+    None
+}
+
+/// Aggregation operators of Prometheus 2.42.
+const AGGREGATIONS: &[&str] = &[
+    "sum",
+    "avg",
+    "count",
+    "min",
+    "max",
+    "group",
+    "stddev",
+    "stdvar",
+    "topk",
+    "bottomk",
+    "quantile",
+    "count_values",
+];
+
+/// Where an aggregation's operand (`parameter` false) or parameter has
+/// the type `got`: the first aggregation in the text with one.
+fn aggregation_error_position(q: &str, m: &str) -> Option<usize> {
+    let (_, got) = expected_got(m)?;
+    let param = m.contains("in aggregation parameter");
+    let b = q.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b':';
+    let mut i = 0;
+    while i < b.len() {
+        if !ident(b[i]) || (i > 0 && ident(b[i - 1])) {
+            i += 1;
+            continue;
+        }
+        let end = (i..b.len()).find(|&k| !ident(b[k])).unwrap_or(b.len());
+        let word = &q[i..end];
+        i = end;
+        if !AGGREGATIONS.contains(&word) {
+            continue;
+        }
+        // optional `by (...)` / `without (...)` before the operands
+        let mut k = skip_space(q, end);
+        for kw in ["by", "without"] {
+            if q[k..].starts_with(kw) && !b.get(k + kw.len()).is_some_and(|&c| ident(c)) {
+                let open = skip_space(q, k + kw.len());
+                if b.get(open) == Some(&b'(') {
+                    let close = matching_close(q, open)?;
+                    k = skip_space(q, close + 1);
+                }
+            }
+        }
+        if b.get(k) != Some(&b'(') {
+            continue;
+        }
+        let Some(items) = bracket_items(q, k) else {
+            continue;
+        };
+        let pick = match (param, items.len()) {
+            (true, 2) => items[0],
+            (false, 1 | 2) => items[items.len() - 1],
+            _ => continue,
+        };
+        if text_type(&q[pick.0..pick.1]).is_some_and(|t| type_name(t) == got) {
+            return Some(pick.0);
+        }
+    }
+    None
+}
+
+fn skip_space(q: &str, i: usize) -> usize {
+    q[i.min(q.len())..]
+        .find(|c: char| !c.is_whitespace())
+        .map_or(q.len(), |k| i + k)
+}
+
+/// Offset of the bracket closing the one opened at `open`.
+fn matching_close(q: &str, open: usize) -> Option<usize> {
+    let items = bracket_items(q, open)?;
+    // bracket_items stops at the closing bracket; find it after the last item
+    let from = items.last().map_or(open + 1, |&(_, z)| z);
+    let mut depth = 0usize;
+    for (k, c) in q[from..].bytes().enumerate() {
+        match c {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' if depth == 0 => return Some(from + k),
+            b')' | b']' | b'}' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Start of the operand a postfix `[` at `at` applies to: a selector,
+/// call or parenthesized expression, with any earlier brackets.
+fn operand_start(q: &str, at: usize) -> usize {
+    let b = q.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b':';
+    let mut i = at;
+    loop {
+        while i > 0 && b[i - 1].is_ascii_whitespace() {
+            i -= 1;
+        }
+        if i == 0 {
+            return 0;
+        }
+        let close = b[i - 1];
+        let open = match close {
+            b')' => b'(',
+            b']' => b'[',
+            b'}' => b'{',
+            _ => break,
+        };
+        // back to the matching opener (strings inside are rare enough here)
+        let mut depth = 0usize;
+        let mut k = i - 1;
+        loop {
+            if b[k] == close {
+                depth += 1;
+            } else if b[k] == open {
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            if k == 0 {
+                return 0;
+            }
+            k -= 1;
+        }
+        i = k;
+        if open == b'[' {
+            continue;
+        }
+        break;
+    }
+    while i > 0 && ident(b[i - 1]) {
+        i -= 1;
+    }
+    i
+}
+
+/// Top-level-agnostic scan for `[`s outside strings: (offset, whether it
+/// holds a subquery's colon).
+fn brackets(q: &str) -> Vec<(usize, bool)> {
+    let b = q.as_bytes();
+    let mut out = Vec::new();
+    let mut quote = None;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match quote {
+            Some(qc) if c == b'\\' && qc != b'`' => i += 1,
+            Some(qc) if c == qc => quote = None,
+            Some(_) => {}
+            None => match c {
+                b'"' | b'\'' | b'`' => quote = Some(c),
+                b'[' => {
+                    let close = q[i..].find(']').map_or(q.len(), |k| i + k);
+                    out.push((i, q[i..close].contains(':')));
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Spans of the string literals in a query.
+fn strings(q: &str) -> Vec<(usize, usize)> {
+    let b = q.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'#' {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+        } else if matches!(c, b'"' | b'\'' | b'`') {
+            let start = i;
+            i += 1;
+            while i < b.len() && b[i] != c {
+                if b[i] == b'\\' && c != b'`' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            out.push((start, (i + 1).min(b.len())));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Where Prometheus reports errors of ranges and subqueries on operands
+/// that cannot take them.
+fn bracket_error_position(q: &str, m: &str) -> Option<usize> {
+    let b = q.as_bytes();
+    if m.contains("ranges only allowed for vector selectors") {
+        // at the `[` of a range after anything but a selector
+        return brackets(q).into_iter().find_map(|(at, sub)| {
+            let prev = q[..at].trim_end().bytes().last();
+            (!sub && matches!(prev, Some(b')' | b']'))).then_some(at)
+        });
+    }
+    if m.contains("subquery is only allowed on") {
+        return brackets(q).into_iter().find_map(|(at, sub)| {
+            let start = operand_start(q, at);
+            let ok = sub
+                && start < at
+                && text_type(&q[start..at]).is_some_and(|t| t != ValueType::Vector);
+            ok.then_some(start)
+        });
+    }
+    if m.contains("binary expression must contain only") {
+        // the first operand of a binary operator that is a range vector
+        // or a string
+        let mut operands: Vec<(usize, usize)> = strings(q);
+        for (at, sub) in brackets(q) {
+            if !sub && let Some(close) = matching_close(q, at) {
+                operands.push((operand_start(q, at), close + 1));
+            }
+        }
+        operands.sort_unstable();
+        let op_chars = ['+', '-', '*', '/', '%', '^', '<', '>', '=', '!'];
+        let keywords = ["and", "or", "unless"];
+        return operands.into_iter().find_map(|(start, end)| {
+            let before = q[..start].trim_end();
+            let after = q[end..].trim_start();
+            let op_after =
+                after.starts_with(op_chars) || keywords.iter().any(|k| after.starts_with(k));
+            let op_before =
+                before.ends_with(op_chars) || keywords.iter().any(|k| before.ends_with(k));
+            (op_after || op_before).then_some(start)
+        });
+    }
+    if m.contains("unary expression only allowed") {
+        // a sign where an operand is expected
+        for (i, &c) in b.iter().enumerate() {
+            if c != b'-' && c != b'+' {
+                continue;
+            }
+            let before = q[..i].trim_end();
+            let operand_expected =
+                before.is_empty() || before.ends_with(['(', ',', '+', '-', '*', '/', '%', '^']);
+            if operand_expected {
+                return Some(i);
+            }
+        }
+    }
+    None
 }
 
 fn unary_type_error(got: &str) -> QueryError {
@@ -751,6 +1097,10 @@ fn locate(q: &str, e: QueryError) -> QueryError {
     }
     let pos = if m.contains("in call to ") {
         call_error_position(q, &m)
+    } else if m.contains("in aggregation ") {
+        aggregation_error_position(q, &m)
+    } else if let Some(p) = bracket_error_position(q, &m) {
+        Some(p)
     } else if let Some(name) = unknown_function(&m).map(str::to_owned) {
         m = format!("parse error: unknown function with name {name:?}");
         function_position(q, &name)
@@ -1033,19 +1383,19 @@ mod tests {
             ),
             (
                 "+up[5m]",
-                "unary expression only allowed on expressions of type scalar or instant vector, got \"range vector\"",
+                "1:1: unary expression only allowed on expressions of type scalar or instant vector, got \"range vector\"",
             ),
             (
                 "+\"s\"",
-                "unary expression only allowed on expressions of type scalar or instant vector, got \"string\"",
+                "1:1: unary expression only allowed on expressions of type scalar or instant vector, got \"string\"",
             ),
             (
                 "-(up[5m])",
-                "unary expression only allowed on expressions of type scalar or instant vector, got \"range vector\"",
+                "1:1: unary expression only allowed on expressions of type scalar or instant vector, got \"range vector\"",
             ),
             (
                 "+(up[5m:1m])",
-                "unary expression only allowed on expressions of type scalar or instant vector, got \"range vector\"",
+                "1:1: unary expression only allowed on expressions of type scalar or instant vector, got \"range vector\"",
             ),
         ];
         for (q, want) in cases {
@@ -1308,6 +1658,207 @@ mod tests {
         for (q, want) in cases {
             assert_eq!(parse_err(q), want, "{q:?}");
         }
+    }
+
+    #[test]
+    fn type_errors_carry_the_position_prometheus_reports() {
+        // messages as Prometheus 2.42's /api/v1/query returns them
+        let cases = [
+            (
+                "rate(up)",
+                "1:6",
+                "expected type range vector in call to function \"rate\", got instant vector",
+            ),
+            (
+                "sum(rate(x[5m])[5m])",
+                "1:16",
+                "ranges only allowed for vector selectors",
+            ),
+            (
+                "sum(up[5m])",
+                "1:5",
+                "expected type instant vector in aggregation expression, got range vector",
+            ),
+            (
+                "sum by (a) (up[5m])",
+                "1:13",
+                "expected type instant vector in aggregation expression, got range vector",
+            ),
+            (
+                "topk(up, up)",
+                "1:6",
+                "expected type scalar in aggregation parameter, got instant vector",
+            ),
+            (
+                "topk(5, up[5m])",
+                "1:9",
+                "expected type instant vector in aggregation expression, got range vector",
+            ),
+            (
+                "count_values(1, up)",
+                "1:14",
+                "expected type string in aggregation parameter, got scalar",
+            ),
+            (
+                "quantile(\"a\", up)",
+                "1:10",
+                "expected type scalar in aggregation parameter, got string",
+            ),
+            (
+                "clamp(up, up, 1)",
+                "1:11",
+                "expected type scalar in call to function \"clamp\", got instant vector",
+            ),
+            (
+                "clamp(up, 1, up[5m])",
+                "1:14",
+                "expected type scalar in call to function \"clamp\", got range vector",
+            ),
+            (
+                "histogram_quantile(0.9, up[5m])",
+                "1:25",
+                "expected type instant vector in call to function \"histogram_quantile\", got range vector",
+            ),
+            (
+                "histogram_quantile(up, up)",
+                "1:20",
+                "expected type scalar in call to function \"histogram_quantile\", got instant vector",
+            ),
+            (
+                "label_replace(up, 1, \"a\", \"b\", \"c\")",
+                "1:19",
+                "expected type string in call to function \"label_replace\", got scalar",
+            ),
+            (
+                "round(up, up)",
+                "1:11",
+                "expected type scalar in call to function \"round\", got instant vector",
+            ),
+            (
+                "quantile_over_time(up, up[5m])",
+                "1:20",
+                "expected type scalar in call to function \"quantile_over_time\", got instant vector",
+            ),
+            (
+                "rate(up[5m])[5m]",
+                "1:13",
+                "ranges only allowed for vector selectors",
+            ),
+            (
+                "x[5m][5m:1m]",
+                "1:1",
+                "subquery is only allowed on instant vector, got matrix instead",
+            ),
+            (
+                "up[5m] + 1",
+                "1:1",
+                "binary expression must contain only scalar and instant vector types",
+            ),
+            (
+                "1 + up[5m]",
+                "1:5",
+                "binary expression must contain only scalar and instant vector types",
+            ),
+            (
+                "-up[5m]",
+                "1:1",
+                "unary expression only allowed on expressions of type scalar or instant vector, got \"range vector\"",
+            ),
+            (
+                "scalar(up[5m])",
+                "1:8",
+                "expected type instant vector in call to function \"scalar\", got range vector",
+            ),
+            (
+                "sum(x) + rate(y)",
+                "1:15",
+                "expected type range vector in call to function \"rate\", got instant vector",
+            ),
+            (
+                "(up)[5m]",
+                "1:5",
+                "ranges only allowed for vector selectors",
+            ),
+            (
+                "foo + sum(bar[1m])",
+                "1:11",
+                "expected type instant vector in aggregation expression, got range vector",
+            ),
+            (
+                "max_over_time(rate(x[5m])[5m])",
+                "1:26",
+                "ranges only allowed for vector selectors",
+            ),
+            (
+                " sum(\n up[5m])",
+                "2:2",
+                "expected type instant vector in aggregation expression, got range vector",
+            ),
+            (
+                "1 - -up[5m]",
+                "1:5",
+                "unary expression only allowed on expressions of type scalar or instant vector, got \"range vector\"",
+            ),
+            (
+                "sum(up) - \"a\"",
+                "1:11",
+                "binary expression must contain only scalar and instant vector types",
+            ),
+            (
+                "\"a\" + 1",
+                "1:1",
+                "binary expression must contain only scalar and instant vector types",
+            ),
+            (
+                "up and \"x\"",
+                "1:8",
+                "binary expression must contain only scalar and instant vector types",
+            ),
+            (
+                "rate(x[5m]) * y[5m]",
+                "1:15",
+                "binary expression must contain only scalar and instant vector types",
+            ),
+            (
+                "holt_winters(up, 0.5, 0.5)",
+                "1:14",
+                "expected type range vector in call to function \"holt_winters\", got instant vector",
+            ),
+            (
+                "predict_linear(up[5m], up)",
+                "1:24",
+                "expected type scalar in call to function \"predict_linear\", got instant vector",
+            ),
+            (
+                "label_join(up, \"a\", \"b\", 1)",
+                "1:26",
+                "expected type string in call to function \"label_join\", got scalar",
+            ),
+            (
+                "x[5m:1m][5m:1m]",
+                "1:1",
+                "subquery is only allowed on instant vector, got matrix instead",
+            ),
+            (
+                "abs(x[5m:1m][5m:1m])",
+                "1:5",
+                "subquery is only allowed on instant vector, got matrix instead",
+            ),
+            (
+                "sum(x[5m:1m])",
+                "1:5",
+                "expected type instant vector in aggregation expression, got range vector",
+            ),
+        ];
+        let mut bad = Vec::new();
+        for (q, pos, msg) in cases {
+            let want = format!("{pos}: parse error: {msg}");
+            let got = parse_err(q);
+            if got != want {
+                bad.push(format!("{q:?}\n  got  {got}\n  want {want}"));
+            }
+        }
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
     }
 
     #[test]

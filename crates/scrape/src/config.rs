@@ -216,12 +216,29 @@ pub struct TlsConfig {
     pub min_version: Option<String>,
 }
 
+/// `oauth2`: the client credentials grant (RFC 6749 section 4.4).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuth2 {
+    pub client_id: String,
+    pub client_secret: Secret,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<String>,
+    pub scopes: Vec<String>,
+    pub token_url: String,
+    pub endpoint_params: BTreeMap<String, String>,
+    /// For the token request itself.
+    pub tls_config: TlsConfig,
+    pub proxy_url: Option<String>,
+}
+
 /// The HTTP client options every Prometheus HTTP config shares, gathered
 /// from the flat keys of a scrape or Alertmanager config.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HttpClientConfig {
     pub basic_auth: Option<BasicAuth>,
     pub authorization: Option<Authorization>,
+    pub oauth2: Option<OAuth2>,
     pub tls_config: TlsConfig,
     pub proxy_url: Option<String>,
     pub follow_redirects: bool,
@@ -262,8 +279,10 @@ pub struct Ec2Filter {
     pub values: Vec<String>,
 }
 
-/// `ec2_sd_configs` entry: parsed and validated; discovery itself is not
-/// implemented yet and reports so at run time.
+/// `ec2_sd_configs` entry. `region`, `endpoint`, `access_key`,
+/// `secret_key` and `role_arn` may name environment variables as
+/// `${VAR}`/`${VAR:-default}` (expanded when discovery starts, unlike
+/// Prometheus); empty ones fall back to the standard `AWS_*` variables.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Ec2SdConfig {
@@ -385,9 +404,8 @@ pub struct ScrapeConfig {
     pub proxy_url: Option<String>,
     pub follow_redirects: bool,
     pub enable_http2: bool,
-    /// Accepted, warned about, not used.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub oauth2: Option<serde_yaml::Value>,
+    pub oauth2: Option<OAuth2>,
 
     pub static_configs: Vec<StaticConfig>,
     pub file_sd_configs: Vec<FileSdConfig>,
@@ -451,7 +469,7 @@ impl ScrapeConfig {
     /// The HTTP client options, with `bearer_token(_file)` turned into
     /// `authorization` as Prometheus does.
     pub fn http_client(&self) -> HttpClientConfig {
-        http_client(
+        let mut http = http_client(
             &self.basic_auth,
             &self.authorization,
             &self.bearer_token,
@@ -459,7 +477,23 @@ impl ScrapeConfig {
             &self.tls_config,
             &self.proxy_url,
             self.follow_redirects,
-        )
+        );
+        http.oauth2.clone_from(&self.oauth2);
+        http
+    }
+}
+
+impl Ec2SdConfig {
+    /// The options of the client that calls the EC2 API.
+    pub fn http_client(&self) -> HttpClientConfig {
+        HttpClientConfig {
+            basic_auth: None,
+            authorization: None,
+            oauth2: None,
+            tls_config: self.tls_config.clone(),
+            proxy_url: self.proxy_url.clone(),
+            follow_redirects: self.follow_redirects,
+        }
     }
 }
 
@@ -498,6 +532,7 @@ fn http_client(
     HttpClientConfig {
         basic_auth: basic_auth.clone(),
         authorization,
+        oauth2: None,
         tls_config: tls.clone(),
         proxy_url: proxy_url.clone(),
         follow_redirects,
@@ -578,6 +613,11 @@ impl PrometheusConfig {
                 fix(p);
             }
         };
+        let fix_tls = |tls: &mut TlsConfig| {
+            fix_opt(&mut tls.ca_file);
+            fix_opt(&mut tls.cert_file);
+            fix_opt(&mut tls.key_file);
+        };
         let fix_http = |basic: &mut Option<BasicAuth>,
                         auth: &mut Option<Authorization>,
                         bearer: &mut Option<String>,
@@ -589,9 +629,7 @@ impl PrometheusConfig {
                 fix_opt(&mut a.credentials_file);
             }
             fix_opt(bearer);
-            fix_opt(&mut tls.ca_file);
-            fix_opt(&mut tls.cert_file);
-            fix_opt(&mut tls.key_file);
+            fix_tls(tls);
         };
         self.rule_files.iter_mut().for_each(fix);
         for job in &mut self.scrape_configs {
@@ -601,8 +639,15 @@ impl PrometheusConfig {
                 &mut job.bearer_token_file,
                 &mut job.tls_config,
             );
+            if let Some(o) = &mut job.oauth2 {
+                fix_opt(&mut o.client_secret_file);
+                fix_tls(&mut o.tls_config);
+            }
             for sd in &mut job.file_sd_configs {
                 sd.files.iter_mut().for_each(fix);
+            }
+            for sd in &mut job.ec2_sd_configs {
+                fix_tls(&mut sd.tls_config);
             }
         }
         for am in &mut self.alerting.alertmanagers {
@@ -643,23 +688,19 @@ impl PrometheusConfig {
                     job.job_name
                 ));
             }
-            if !job.ec2_sd_configs.is_empty() {
-                out.push(format!(
-                    "job \"{}\": ec2_sd_configs is not implemented in Pharos yet; it discovers no targets",
-                    job.job_name
-                ));
-            }
-            if job.oauth2.is_some() {
-                out.push(format!(
-                    "job \"{}\": oauth2 is not implemented in Pharos yet; requests go without it",
-                    job.job_name
-                ));
-            }
-            if job.proxy_url.is_some() {
-                out.push(format!(
-                    "job \"{}\": proxy_url is not implemented in Pharos yet; requests go direct",
-                    job.job_name
-                ));
+            for sd in &job.ec2_sd_configs {
+                if !sd.profile.is_empty() {
+                    out.push(format!(
+                        "job \"{}\": ec2_sd_configs profile is not implemented in Pharos yet; credentials come from access_key/secret_key or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+                        job.job_name
+                    ));
+                }
+                if sd.basic_auth.is_some() || sd.authorization.is_some() {
+                    out.push(format!(
+                        "job \"{}\": ec2_sd_configs basic_auth/authorization are ignored; EC2 API requests are signed with AWS credentials",
+                        job.job_name
+                    ));
+                }
             }
         }
         out
@@ -815,11 +856,17 @@ impl Validate for ScrapeConfig {
             &self.bearer_token,
             &self.bearer_token_file,
         );
-        if self.oauth2.is_some() && (self.basic_auth.is_some() || self.authorization.is_some()) {
+        let bearer = !self.bearer_token.is_empty() || self.bearer_token_file.is_some();
+        if self.oauth2.is_some()
+            && (self.basic_auth.is_some() || self.authorization.is_some() || bearer)
+        {
             v.error(
                 "oauth2",
                 "at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured",
             );
+        }
+        if let Some(o) = &self.oauth2 {
+            v.section("oauth2", o);
         }
         for key in self.other_sd_configs.keys() {
             if !UNIMPLEMENTED_SD.contains(&key.as_str()) {
@@ -839,6 +886,13 @@ impl Validate for ScrapeConfig {
                     "",
                     "at most one of basic_auth, oauth2 & authorization must be configured",
                 );
+                for (j, f) in sd.filters.iter().enumerate() {
+                    v.check(
+                        !f.values.is_empty(),
+                        &format!("filters[{j}]"),
+                        "EC2 SD configuration filter values cannot be empty",
+                    );
+                }
             });
         }
         for (i, rc) in self.relabel_configs.iter().enumerate() {
@@ -847,6 +901,31 @@ impl Validate for ScrapeConfig {
         for (i, rc) in self.metric_relabel_configs.iter().enumerate() {
             v.section(&format!("metric_relabel_configs[{i}]"), rc);
         }
+    }
+}
+
+impl Validate for OAuth2 {
+    fn validate(&self, v: &mut Validator) {
+        v.check(
+            !self.client_id.is_empty(),
+            "client_id",
+            "oauth2 client_id must be configured",
+        );
+        v.check(
+            !self.client_secret.is_empty() || self.client_secret_file.is_some(),
+            "client_secret",
+            "either oauth2 client_secret or client_secret_file must be configured",
+        );
+        v.check(
+            !self.token_url.is_empty(),
+            "token_url",
+            "oauth2 token_url must be configured",
+        );
+        v.check(
+            self.client_secret.is_empty() || self.client_secret_file.is_none(),
+            "client_secret",
+            "at most one of oauth2 client_secret & client_secret_file must be configured",
+        );
     }
 }
 
@@ -1018,6 +1097,31 @@ mod tests {
                 "foo_sd_configs",
                 None,
             ),
+            (
+                "scrape_configs:\n  - job_name: a\n    oauth2:\n      client_id: c\n      client_secret: s\n",
+                "oauth2 token_url must be configured",
+                None,
+            ),
+            (
+                "scrape_configs:\n  - job_name: a\n    oauth2:\n      client_id: c\n      token_url: http://t\n",
+                "either oauth2 client_secret or client_secret_file",
+                None,
+            ),
+            (
+                "scrape_configs:\n  - job_name: a\n    bearer_token: x\n    oauth2:\n      client_id: c\n      client_secret: s\n      token_url: http://t\n",
+                "at most one of basic_auth, oauth2",
+                None,
+            ),
+            (
+                "scrape_configs:\n  - job_name: a\n    oauth2:\n      client_id: c\n      client_secret: s\n      token_url: http://t\n      scope: [x]\n",
+                "scope",
+                None,
+            ),
+            (
+                "scrape_configs:\n  - job_name: a\n    ec2_sd_configs:\n      - region: r\n        filters:\n          - name: tag:x\n",
+                "filter values cannot be empty",
+                None,
+            ),
         ];
         for (text, want, line) in cases {
             let err = parse(text).unwrap_err();
@@ -1131,7 +1235,6 @@ scrape_configs:
             "remote_write",
             "remote_read",
             "kubernetes_sd_configs",
-            "ec2_sd_configs",
         ] {
             assert!(warnings.contains(key), "{warnings}");
         }

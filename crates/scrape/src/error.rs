@@ -18,6 +18,13 @@ pub enum ScrapeError {
     /// A feature Prometheus has that Pharos has not built yet.
     #[error("{0} is not implemented yet")]
     NotImplemented(&'static str),
+    /// A service discovery config cannot be used (no region, bad endpoint,
+    /// unset variable).
+    #[error("{0}")]
+    DiscoveryConfig(String),
+    /// A service discovery refresh failed; the last good targets stay.
+    #[error("{0}")]
+    Discovery(String),
     /// Building the HTTP client failed (bad TLS files, unreadable secrets).
     #[error("http client: {0}")]
     Client(String),
@@ -26,10 +33,11 @@ pub enum ScrapeError {
 impl Classify for ScrapeError {
     fn class(&self) -> ErrorClass {
         match self {
-            ScrapeError::Config(_) | ScrapeError::InvalidTarget(_) | ScrapeError::Client(_) => {
-                ErrorClass::BadRequest
-            }
-            ScrapeError::Scrape(_) => ErrorClass::Unavailable,
+            ScrapeError::Config(_)
+            | ScrapeError::InvalidTarget(_)
+            | ScrapeError::Client(_)
+            | ScrapeError::DiscoveryConfig(_) => ErrorClass::BadRequest,
+            ScrapeError::Scrape(_) | ScrapeError::Discovery(_) => ErrorClass::Unavailable,
             ScrapeError::NotImplemented(_) => ErrorClass::NotImplemented,
         }
     }

@@ -17,9 +17,11 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::config::{HttpClientConfig, PrometheusConfig, ScrapeConfig};
+use crate::ec2_sd::Ec2Discovery;
 use crate::error::ScrapeError;
 use crate::exposition::{self, Format, Metadata};
 use crate::file_sd::FileDiscovery;
+use crate::oauth2::TokenSource;
 use crate::relabel;
 use crate::target::{self, DroppedTarget, Target, TargetGroup};
 
@@ -452,6 +454,14 @@ pub fn build_client(http: &HttpClientConfig) -> Result<reqwest::Client, ScrapeEr
     if tls.insecure_skip_verify {
         b = b.danger_accept_invalid_certs(true);
     }
+    // Prometheus 2.42 uses only `proxy_url`, never the *_PROXY variables.
+    b = match &http.proxy_url {
+        Some(url) if !url.is_empty() => b.proxy(
+            reqwest::Proxy::all(url.as_str())
+                .map_err(|e| ScrapeError::Client(format!("invalid proxy_url: {e}")))?,
+        ),
+        _ => b.no_proxy(),
+    };
     if tls.server_name.is_some() {
         tracing::warn!("tls_config.server_name is not implemented yet; the URL's host is verified");
     }
@@ -468,6 +478,7 @@ fn read_secret_file(path: &str) -> Result<String, String> {
 async fn fetch(
     client: &reqwest::Client,
     http: &HttpClientConfig,
+    oauth2: Option<&TokenSource>,
     url: &str,
     timeout: StdDuration,
     body_limit: u64,
@@ -496,6 +507,13 @@ async fn fetch(
         );
     }
     let work = async {
+        if let Some(source) = oauth2 {
+            let header = source
+                .header()
+                .await
+                .map_err(|e| format!("Get \"{url}\": {e}"))?;
+            req = req.header(reqwest::header::AUTHORIZATION, header);
+        }
         let mut resp = req.send().await.map_err(|e| describe(url, &e))?;
         let status = resp.status();
         if status != reqwest::StatusCode::OK {
@@ -527,7 +545,8 @@ async fn fetch(
     }
 }
 
-fn describe(url: &str, err: &reqwest::Error) -> String {
+/// An error and its sources as one line.
+pub(crate) fn error_chain(err: &reqwest::Error) -> String {
     use std::error::Error as _;
     let mut msg = err.to_string();
     let mut source = err.source();
@@ -536,6 +555,11 @@ fn describe(url: &str, err: &reqwest::Error) -> String {
         msg.push_str(&s.to_string());
         source = s.source();
     }
+    msg
+}
+
+fn describe(url: &str, err: &reqwest::Error) -> String {
+    let msg = error_chain(err);
     if msg.contains(url) {
         msg
     } else {
@@ -573,6 +597,7 @@ struct PoolShared {
     config: Arc<ScrapeConfig>,
     http: HttpClientConfig,
     client: reqwest::Client,
+    oauth2: Option<Arc<TokenSource>>,
     sink: Arc<dyn ScrapeSink>,
     jitter_seed: u64,
     loops: Mutex<HashMap<u64, LoopHandle>>,
@@ -674,13 +699,29 @@ impl ScrapeManager {
         for w in config.warnings() {
             tracing::warn!(warning = %w, "prometheus config");
         }
-        // Build every client first so a bad job leaves the running set as is.
+        // Build every client and discovery first so a bad job leaves the
+        // running set as is.
         let mut clients = HashMap::new();
         for job in &config.scrape_configs {
+            let in_job = |e: ScrapeError| match e {
+                ScrapeError::DiscoveryConfig(m) => {
+                    ScrapeError::DiscoveryConfig(format!("job \"{}\": {m}", job.job_name))
+                }
+                e => ScrapeError::Client(format!("job \"{}\": {e}", job.job_name)),
+            };
             let http = job.http_client();
-            let client = build_client(&http)
-                .map_err(|e| ScrapeError::Client(format!("job \"{}\": {e}", job.job_name)))?;
-            clients.insert(job.job_name.clone(), (http, client));
+            let client = build_client(&http).map_err(in_job)?;
+            let oauth2 = match &http.oauth2 {
+                Some(o) => Some(Arc::new(TokenSource::new(o).map_err(in_job)?)),
+                None => None,
+            };
+            let ec2 = job
+                .ec2_sd_configs
+                .iter()
+                .map(Ec2Discovery::new)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(in_job)?;
+            clients.insert(job.job_name.clone(), (http, client, oauth2, ec2));
         }
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         let wanted: HashSet<&str> = config
@@ -706,13 +747,14 @@ impl ScrapeManager {
                     .map(|p| stop_pool(p, StopMode::Handover)),
                 None => None,
             };
-            let Some((http, client)) = clients.remove(&job.job_name) else {
+            let Some((http, client, oauth2, ec2)) = clients.remove(&job.job_name) else {
                 continue;
             };
             let shared = Arc::new(PoolShared {
                 config: Arc::new(job.clone()),
                 http,
                 client,
+                oauth2,
                 sink: self.sink.clone(),
                 jitter_seed: self.jitter_seed,
                 loops: Mutex::new(HashMap::new()),
@@ -720,7 +762,7 @@ impl ScrapeManager {
                 forced_error: RwLock::new(None),
                 handover: Mutex::new(handover),
             });
-            let discovery = tokio::spawn(run_discovery(shared.clone()));
+            let discovery = tokio::spawn(run_discovery(shared.clone(), ec2));
             pools.insert(job.job_name.clone(), Pool { shared, discovery });
         }
         Ok(())
@@ -829,32 +871,66 @@ fn stop_pool(pool: Pool, mode: StopMode) -> HashMap<u64, LoopState> {
     states
 }
 
-async fn run_discovery(shared: Arc<PoolShared>) {
+/// One discovery provider of a pool with its own refresh schedule.
+enum Provider {
+    File(FileDiscovery),
+    Ec2(Box<Ec2Discovery>),
+}
+
+struct Slot {
+    provider: Provider,
+    every: StdDuration,
+    due: tokio::time::Instant,
+    groups: Vec<TargetGroup>,
+}
+
+async fn run_discovery(shared: Arc<PoolShared>, ec2: Vec<Ec2Discovery>) {
     let cfg = shared.config.clone();
-    if !cfg.ec2_sd_configs.is_empty() {
-        tracing::error!(
-            job = %cfg.job_name,
-            "{}",
-            ScrapeError::NotImplemented("ec2_sd_configs discovery")
-        );
-    }
-    let mut files: Vec<FileDiscovery> =
-        cfg.file_sd_configs.iter().map(FileDiscovery::new).collect();
-    let refresh = cfg
+    let now = tokio::time::Instant::now();
+    let mut slots: Vec<Slot> = cfg
         .file_sd_configs
         .iter()
-        .map(|f| f.refresh_interval.as_std())
-        .filter(|d| !d.is_zero())
-        .min();
+        .map(|f| Slot {
+            provider: Provider::File(FileDiscovery::new(f)),
+            every: f.refresh_interval.as_std(),
+            due: now,
+            groups: Vec::new(),
+        })
+        .chain(ec2.into_iter().map(|d| Slot {
+            every: d.refresh_interval(),
+            provider: Provider::Ec2(Box::new(d)),
+            due: now,
+            groups: Vec::new(),
+        }))
+        .collect();
+    // Each provider refreshes on its own interval (a zero one never does
+    // again after the first listing); the pool syncs after every round.
     loop {
+        let now = tokio::time::Instant::now();
+        for slot in slots.iter_mut().filter(|s| s.due <= now) {
+            slot.groups = match &mut slot.provider {
+                Provider::File(f) => f.refresh(),
+                Provider::Ec2(d) => d.refresh().await,
+            };
+            slot.due = if slot.every.is_zero() {
+                tokio::time::Instant::now() + StdDuration::from_secs(365 * 24 * 3600)
+            } else {
+                tokio::time::Instant::now() + slot.every
+            };
+        }
         let mut groups = target::static_groups(&cfg);
-        for f in &mut files {
-            groups.extend(f.refresh());
+        for slot in &slots {
+            groups.extend(slot.groups.iter().cloned());
         }
         sync(&shared, &groups);
-        match refresh {
-            Some(every) if !files.is_empty() => tokio::time::sleep(every).await,
-            _ => break,
+        match slots
+            .iter()
+            .filter(|s| !s.every.is_zero())
+            .map(|s| s.due)
+            .min()
+        {
+            Some(due) => tokio::time::sleep_until(due).await,
+            None => break,
         }
     }
 }
@@ -1025,6 +1101,7 @@ async fn scrape_once(
             fetch(
                 &shared.client,
                 &shared.http,
+                shared.oauth2.as_deref(),
                 &target.url(),
                 target.timeout.as_std(),
                 shared.config.body_size_limit.as_u64(),

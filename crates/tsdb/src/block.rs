@@ -1,10 +1,7 @@
 //! Immutable blocks: the samples of a time range written to a directory
 //! (`meta.json`, `index`, `chunks`) that a reader can query without the
-//! head. Layout in `FORMAT.md`.
-//!
-//! Not wired into [`crate::Tsdb`] yet: nothing cuts the head into blocks,
-//! queries do not read blocks, and nothing uploads them. What exists is the
-//! writer, the reader, and merging blocks into one (compaction).
+//! head. Layout in `FORMAT.md`. [`crate::Tsdb`] cuts them from the head and
+//! keeps track of them (local, uploaded, cached) in its catalogue.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -50,7 +47,17 @@ pub struct BlockMeta {
     /// How many merges produced this block (1 for a block cut from the
     /// head).
     pub compaction_level: u32,
+    /// ULIDs of every block merged into this one, directly or through
+    /// earlier merges. A catalogue that sees a block listed here ignores
+    /// (and eventually deletes) it: this is what makes "upload the merged
+    /// block, then delete its sources" safe to interrupt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
 }
+
+/// The files of a block, in upload order: `meta.json` is last, so a block
+/// whose meta is in object storage is complete there.
+pub const BLOCK_FILES: [&str; 3] = ["index", "chunks", "meta.json"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct ChunkMeta {
@@ -96,6 +103,25 @@ pub fn write_block(
     min_time: i64,
     max_time: i64,
     compaction_level: u32,
+    series: impl IntoIterator<Item = (Labels, Vec<Sample>)>,
+) -> Result<BlockMeta, TsdbError> {
+    write_block_from(
+        parent,
+        min_time,
+        max_time,
+        compaction_level,
+        Vec::new(),
+        series,
+    )
+}
+
+/// [`write_block`] for a merge: `sources` goes into the meta.
+fn write_block_from(
+    parent: &Path,
+    min_time: i64,
+    max_time: i64,
+    compaction_level: u32,
+    sources: Vec<String>,
     series: impl IntoIterator<Item = (Labels, Vec<Sample>)>,
 ) -> Result<BlockMeta, TsdbError> {
     let ulid = new_ulid();
@@ -209,6 +235,7 @@ pub fn write_block(
         stats,
         version: u32::from(FORMAT_VERSION),
         compaction_level,
+        sources,
     };
     let json = serde_json::to_vec_pretty(&meta).map_err(|e| TsdbError::Corrupt {
         file: tmp.join("meta.json"),
@@ -242,20 +269,7 @@ pub struct Block {
 
 impl Block {
     pub fn open(dir: &Path) -> Result<Self, TsdbError> {
-        let meta_path = dir.join("meta.json");
-        let raw = fs::read(&meta_path).map_err(|e| TsdbError::io("read", &meta_path, e))?;
-        let meta: BlockMeta = serde_json::from_slice(&raw).map_err(|e| TsdbError::Corrupt {
-            file: meta_path.clone(),
-            offset: 0,
-            reason: e.to_string(),
-        })?;
-        if meta.version != u32::from(FORMAT_VERSION) {
-            return Err(TsdbError::Corrupt {
-                file: meta_path,
-                offset: 0,
-                reason: format!("unsupported block version {}", meta.version),
-            });
-        }
+        let meta = read_meta(&dir.join("meta.json"))?;
         let index_path = dir.join("index");
         let data = fs::read(&index_path).map_err(|e| TsdbError::io("read", &index_path, e))?;
         let corrupt = |reason: String| TsdbError::Corrupt {
@@ -302,7 +316,14 @@ impl Block {
         &self.dir
     }
 
-    fn read_chunk(&self, m: &ChunkMeta) -> Result<Chunk, TsdbError> {
+    /// Reads one chunk, appending its samples in `[mint, maxt]` to `out`.
+    fn read_chunk(
+        &self,
+        m: &ChunkMeta,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<Sample>,
+    ) -> Result<(), TsdbError> {
         let path = || self.dir.join("chunks");
         let corrupt = |reason: &str| TsdbError::Corrupt {
             file: path(),
@@ -334,17 +355,51 @@ impl Block {
         if crc32c::checksum(bytes) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
             return Err(corrupt("chunk checksum mismatch"));
         }
-        Chunk::from_bytes(bytes.into()).ok_or_else(|| corrupt("chunk does not decode"))
+        // decoding validates the chunk as Chunk::from_bytes would, in the
+        // one pass that also reads the samples
+        if Chunk::decode_checked(bytes, mint, maxt, out) {
+            Ok(())
+        } else {
+            Err(corrupt("chunk does not decode"))
+        }
     }
 
     fn samples(&self, r: SeriesRef, mint: i64, maxt: i64) -> Result<Vec<Sample>, TsdbError> {
         let mut out = Vec::new();
+        self.samples_into(r, mint, maxt, &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends series `r`'s samples in `[mint, maxt]` to `out`.
+    pub(crate) fn samples_into(
+        &self,
+        r: SeriesRef,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<Sample>,
+    ) -> Result<(), TsdbError> {
         for m in self.chunks.get(r as usize).into_iter().flatten() {
             if m.max_t < mint || m.min_t > maxt {
                 continue;
             }
-            let c = self.read_chunk(m)?;
-            out.extend(c.iter().filter(|s| s.t >= mint && s.t <= maxt));
+            self.read_chunk(m, mint, maxt, out)?;
+        }
+        Ok(())
+    }
+
+    /// Labels and refs of the matching series, sorted by labels.
+    pub(crate) fn select_labeled(
+        &self,
+        matchers: &[Matcher],
+    ) -> Result<Vec<(Labels, SeriesRef)>, TsdbError> {
+        let mut out: Vec<(Labels, SeriesRef)> = self
+            .index
+            .select(matchers)?
+            .into_iter()
+            .filter_map(|r| self.index.labels(r).map(|l| (l, r)))
+            .collect();
+        if !out.is_sorted_by(|a, b| a.0 <= b.0) {
+            out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         }
         Ok(out)
     }
@@ -507,7 +562,48 @@ pub fn compact(parent: &Path, blocks: &[&Block]) -> Result<BlockMeta, TsdbError>
         }
         (l, out)
     });
-    write_block(parent, min_time, max_time, level, series)
+    let mut sources: Vec<String> = blocks
+        .iter()
+        .flat_map(|b| b.meta.sources.iter().chain([&b.meta.ulid]).cloned())
+        .collect();
+    sources.sort();
+    sources.dedup();
+    write_block_from(parent, min_time, max_time, level, sources, series)
+}
+
+/// Bytes of a block's files on disk (what retention by size counts).
+pub fn block_size(dir: &Path) -> Result<u64, TsdbError> {
+    let mut total = 0;
+    for f in BLOCK_FILES {
+        let p = dir.join(f);
+        total += fs::metadata(&p)
+            .map_err(|e| TsdbError::io("stat", &p, e))?
+            .len();
+    }
+    Ok(total)
+}
+
+/// Reads and checks a block's `meta.json`.
+pub fn read_meta(path: &Path) -> Result<BlockMeta, TsdbError> {
+    let raw = fs::read(path).map_err(|e| TsdbError::io("read", path, e))?;
+    parse_meta(&raw, path)
+}
+
+/// Parses `meta.json` bytes; `path` names them in errors.
+pub fn parse_meta(raw: &[u8], path: &Path) -> Result<BlockMeta, TsdbError> {
+    let meta: BlockMeta = serde_json::from_slice(raw).map_err(|e| TsdbError::Corrupt {
+        file: path.to_owned(),
+        offset: 0,
+        reason: e.to_string(),
+    })?;
+    if meta.version != u32::from(FORMAT_VERSION) {
+        return Err(TsdbError::Corrupt {
+            file: path.to_owned(),
+            offset: 0,
+            reason: format!("unsupported block version {}", meta.version),
+        });
+    }
+    Ok(meta)
 }
 
 #[cfg(test)]
@@ -631,6 +727,24 @@ mod tests {
         assert_eq!(
             (m.min_time, m.max_time, m.compaction_level),
             (0, 7_200_000, 2)
+        );
+        let mut sources = vec![m1.ulid.clone(), m2.ulid.clone()];
+        sources.sort();
+        assert_eq!(m.sources, sources);
+        // merging again names the first inputs too
+        let b3 = Block::open(&dir.path().join(&m.ulid)).unwrap();
+        let m3 = compact(dir.path(), &[&b3]).unwrap();
+        assert_eq!(m3.sources.len(), 3);
+        assert!(m3.sources.contains(&m.ulid) && m3.sources.contains(&m1.ulid));
+        assert!(
+            fs::read_to_string(dir.path().join(&m3.ulid).join("meta.json"))
+                .unwrap()
+                .contains("\"sources\"")
+        );
+        assert!(
+            !fs::read_to_string(dir.path().join(&m1.ulid).join("meta.json"))
+                .unwrap()
+                .contains("sources")
         );
         let b = Block::open(&dir.path().join(&m.ulid)).unwrap();
         let got = b.all_series().unwrap();

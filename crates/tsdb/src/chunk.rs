@@ -262,6 +262,30 @@ impl Chunk {
         (seen == n && n > 0).then_some(Self { data, min_t, max_t })
     }
 
+    /// Decodes encoded bytes straight from storage, appending the samples
+    /// in `[mint, maxt]` to `out`, with the checks of
+    /// [`Chunk::from_bytes`] in the same pass: returns false, leaving `out`
+    /// as it was, for data that would not make a chunk.
+    pub fn decode_checked(data: &[u8], mint: i64, maxt: i64, out: &mut Vec<Sample>) -> bool {
+        let before = out.len();
+        let mut it = ChunkIter::new(data);
+        if it.remaining == 0 {
+            return false;
+        }
+        out.reserve(it.remaining);
+        while it.remaining > 0 {
+            let Some(s) = it.decode_next() else {
+                out.truncate(before);
+                return false;
+            };
+            it.remaining -= 1;
+            if mint <= s.t && s.t <= maxt {
+                out.push(s);
+            }
+        }
+        true
+    }
+
     pub fn bytes(&self) -> &[u8] {
         &self.data
     }
@@ -288,6 +312,12 @@ impl Chunk {
 
     pub fn iter(&self) -> ChunkIter<'_> {
         ChunkIter::new(&self.data)
+    }
+
+    /// Appends the samples in `[mint, maxt]` to `out`, stopping at the first
+    /// one past `maxt` (samples are stored sorted).
+    pub fn samples_into(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
+        self.iter().samples_into(mint, maxt, out);
     }
 }
 
@@ -699,39 +729,66 @@ impl<'a> ChunkIter<'a> {
         }
     }
 
+    /// The 64 bits from the read position on, most significant first; bits
+    /// past the end of the data read as zero. At least 57 of them are the
+    /// stream's (callers check the length first).
+    #[inline(always)]
+    fn peek(&self) -> u64 {
+        let byte = self.pos / 8;
+        let mut w = [0u8; 8];
+        match self.data.get(byte..byte + 8) {
+            Some(b) => w.copy_from_slice(b),
+            None => {
+                let tail = self.data.get(byte..).unwrap_or_default();
+                w[..tail.len()].copy_from_slice(tail);
+            }
+        }
+        u64::from_be_bytes(w) << (self.pos % 8)
+    }
+
+    #[inline(always)]
     fn get(&mut self, n: u32) -> Option<u64> {
-        let n = n as usize;
-        if self.pos + n > self.data.len() * 8 {
+        let len = n as usize;
+        if self.pos + len > self.data.len() * 8 {
             return None;
         }
-        let mut out = 0u64;
-        let mut left = n;
-        while left > 0 {
-            let byte = self.data[self.pos / 8];
-            let off = self.pos % 8;
-            let avail = 8 - off;
-            let take = left.min(avail);
-            let bits = (u64::from(byte) >> (avail - take)) & ((1u64 << take) - 1);
-            out = (out << take) | bits;
-            self.pos += take;
-            left -= take;
-        }
+        let out = match n {
+            0 => 0,
+            1..=56 => self.peek() >> (64 - n),
+            65.. => return None,
+            _ => {
+                // one peek holds only 57 sure bits: take the top 32 first
+                let hi = self.peek() >> 32;
+                self.pos += 32;
+                let lo = self.peek() >> (96 - n);
+                self.pos -= 32;
+                (hi << (n - 32)) | lo
+            }
+        };
+        self.pos += len;
         Some(out)
     }
 
-    /// Counts leading one bits, up to `max`, consuming them and the
-    /// terminating zero (if any was read).
-    fn ones(&mut self, max: u32) -> Option<u32> {
-        let mut n = 0;
-        while n < max {
-            if self.get(1)? == 0 {
-                return Some(n);
-            }
-            n += 1;
-        }
-        Some(n)
+    /// Bits left to read.
+    #[inline(always)]
+    fn avail(&self) -> usize {
+        (self.data.len() * 8).saturating_sub(self.pos)
     }
 
+    /// Consumes `n` bits already read from a peek, if the data has them
+    /// (`avail` as returned by [`ChunkIter::avail`] before the peek).
+    #[inline(always)]
+    fn skip(&mut self, n: usize, avail: usize) -> Option<()> {
+        if n > avail {
+            return None;
+        }
+        self.pos += n;
+        Some(())
+    }
+
+    // inlined into the decoding loops: a call per field costs as much
+    // as the decoding
+    #[inline(always)]
     fn decode_next(&mut self) -> Option<Sample> {
         let first = self.first;
         if first {
@@ -739,13 +796,23 @@ impl<'a> ChunkIter<'a> {
             self.st.t = self.get(64)? as i64;
             self.st.anchor = self.st.t;
         } else {
-            let r = match self.ones(4)? {
-                0 => 0,
-                k @ 1..=3 => {
-                    let bits = T_BUCKETS[k as usize - 1].2;
-                    sign_extend(self.get(bits)?, bits)
+            // prefix and payload of the small buckets come from one peek
+            let avail = self.avail();
+            let w = self.peek();
+            let r = match w.leading_ones().min(4) {
+                0 => {
+                    self.skip(1, avail)?;
+                    0
                 }
-                _ => self.get(64)? as i64,
+                n @ 1..=3 => {
+                    let bits = T_BUCKETS[n as usize - 1].2;
+                    self.skip((n + 1 + bits) as usize, avail)?;
+                    sign_extend((w << (n + 1)) >> (64 - bits), bits)
+                }
+                _ => {
+                    self.skip(4, avail)?;
+                    self.get(64)? as i64
+                }
             };
             let t = self.st.predict().wrapping_add(r);
             self.st.advance_t(t, r);
@@ -765,15 +832,36 @@ impl<'a> ChunkIter<'a> {
         Some(Sample::new(self.st.t, f64::from_bits(v_bits)))
     }
 
+    // inlined into the decoding loops: a call per field costs as much
+    // as the decoding
+    #[inline(always)]
     fn int_value(&mut self, e: u8, k: u8, by_delta: bool) -> Option<u64> {
-        let r = match self.ones(5)? {
-            0 => None,
+        let avail = self.avail();
+        let w = self.peek();
+        let r = match w.leading_ones().min(5) {
+            0 => {
+                self.skip(1, avail)?;
+                None
+            }
             n @ 1..=3 => {
                 let bits = i_buckets(k)[n as usize - 1].2;
-                Some(sign_extend(self.get(bits)?, bits))
+                let prefix = n + 1;
+                if prefix + bits <= 57 {
+                    self.skip((prefix + bits) as usize, avail)?;
+                    Some(sign_extend((w << prefix) >> (64 - bits), bits))
+                } else {
+                    self.skip(prefix as usize, avail)?;
+                    Some(sign_extend(self.get(bits)?, bits))
+                }
             }
-            4 => Some(self.get(64)? as i64),
-            _ => return self.get(64),
+            4 => {
+                self.skip(5, avail)?;
+                Some(self.get(64)? as i64)
+            }
+            _ => {
+                self.skip(5, avail)?;
+                return self.get(64);
+            }
         };
         let delta = match r {
             None => self.st.m_delta,
@@ -782,27 +870,63 @@ impl<'a> ChunkIter<'a> {
         };
         self.st.m = self.st.m.wrapping_add(delta);
         self.st.m_delta = delta;
-        let p = POW10[usize::from(e)];
-        Some((self.st.m as f64 / p).to_bits())
+        // integers (most counters) skip the division: x / 1.0 is x
+        let x = self.st.m as f64;
+        Some(if e == 0 { x } else { x / POW10[usize::from(e)] }.to_bits())
     }
 
+    // inlined into the decoding loops: a call per field costs as much
+    // as the decoding
+    #[inline(always)]
     fn xor_value(&mut self) -> Option<u64> {
-        if self.get(1)? == 0 {
+        // the control bits (1, 2 or 13 of them) come from one peek
+        let avail = self.avail();
+        let w = self.peek();
+        if w >> 63 == 0 {
+            if avail < 1 {
+                return None;
+            }
+            self.pos += 1;
             return Some(self.st.v_bits);
         }
-        if self.get(1)? == 1 {
-            self.st.leading = self.get(5)? as u8;
-            let sig = match self.get(6)? {
+        if (w >> 62) & 1 == 1 {
+            if avail < 13 {
+                return None;
+            }
+            self.st.leading = ((w >> 57) & 0x1f) as u8;
+            let sig = match (w >> 51) & 0x3f {
                 0 => 64,
                 s => s as u8,
             };
             self.st.trailing = 64u8.checked_sub(self.st.leading + sig)?;
-        } else if self.st.leading == NO_WINDOW {
+            self.pos += 13;
+        } else if avail < 2 || self.st.leading == NO_WINDOW {
             return None;
+        } else {
+            self.pos += 2;
         }
         let sig = 64 - u32::from(self.st.leading) - u32::from(self.st.trailing);
         let x = self.get(sig)? << self.st.trailing;
         Some(self.st.v_bits ^ x)
+    }
+}
+
+impl ChunkIter<'_> {
+    /// Decodes the rest of the chunk into `out`, keeping samples in
+    /// `[mint, maxt]` and stopping at the first one past `maxt`; for sorted
+    /// chunks (all but out-of-order ones, which callers filter themselves).
+    pub fn samples_into(mut self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
+        out.reserve(self.remaining);
+        while self.remaining > 0 {
+            let Some(s) = self.decode_next() else { return };
+            self.remaining -= 1;
+            if s.t > maxt {
+                return;
+            }
+            if s.t >= mint {
+                out.push(s);
+            }
+        }
     }
 }
 
@@ -880,6 +1004,18 @@ mod tests {
             assert_eq!(c.len(), samples.len());
             let reparsed = Chunk::from_bytes(c.bytes().into()).unwrap();
             assert_eq!(reparsed, c);
+            let mut out = vec![Sample::new(0, 0.0)];
+            assert!(Chunk::decode_checked(
+                c.bytes(),
+                i64::MIN,
+                i64::MAX,
+                &mut out
+            ));
+            assert_eq!(
+                bits(out.into_iter().skip(1)),
+                want,
+                "decode_checked {enc:?}"
+            );
             last = Some(c);
         }
         last.unwrap()
@@ -993,13 +1129,53 @@ mod tests {
     }
 
     #[test]
+    fn range_reads_keep_exactly_the_samples_in_range() {
+        let mut rng = Rng::new(11);
+        let mut t = 1_700_000_000_000i64;
+        let mut a = ChunkAppender::new();
+        let mut all = Vec::new();
+        for i in 0..120 {
+            t += 15_000 + rng.below(3) as i64 - 1;
+            let v = (i * 3) as f64 + if i % 7 == 0 { 0.25 } else { 0.0 };
+            assert!(a.append(t, v));
+            all.push(Sample::new(t, v));
+        }
+        let (c, _) = a.clone().finish_best();
+        for _ in 0..200 {
+            let lo = all[rng.below(120) as usize].t - rng.below(2) as i64;
+            let hi = lo + rng.below(1_000_000) as i64;
+            let want: Vec<Sample> = all
+                .iter()
+                .copied()
+                .filter(|s| s.t >= lo && s.t <= hi)
+                .collect();
+            let mut got = Vec::new();
+            c.samples_into(lo, hi, &mut got);
+            assert_eq!(got, want, "closed chunk {lo}..{hi}");
+            let mut got = Vec::new();
+            a.iter().samples_into(lo, hi, &mut got);
+            assert_eq!(got, want, "open chunk {lo}..{hi}");
+            let mut got = Vec::new();
+            assert!(Chunk::decode_checked(c.bytes(), lo, hi, &mut got));
+            assert_eq!(got, want, "checked {lo}..{hi}");
+        }
+    }
+
+    #[test]
     fn truncated_or_garbage_bytes_are_rejected_not_panicking() {
         let c = roundtrip(&[(1, 1.5), (2, 2.5), (3, 99.25)]);
         for cut in 0..c.bytes().len() {
             assert!(Chunk::from_bytes(c.bytes()[..cut].into()).is_none());
         }
+        let keep = vec![Sample::new(7, 7.0)];
+        for cut in 0..c.bytes().len() {
+            let mut out = keep.clone();
+            assert!(!Chunk::decode_checked(&c.bytes()[..cut], 0, 10, &mut out));
+            assert_eq!(out, keep);
+        }
         let mut bad = c.bytes().to_vec();
         bad[2] = 0x7f; // value encoding 3 does not exist
+        assert!(!Chunk::decode_checked(&bad, 0, 10, &mut Vec::new()));
         assert!(Chunk::from_bytes(bad.into()).is_none());
         let mut rng = Rng::new(3);
         for _ in 0..2000 {

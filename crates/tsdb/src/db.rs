@@ -2,15 +2,17 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use pharos_model::{Labels, Matcher, Sample};
+use pharos_model::{LabelSet, Labels, Matcher, Sample};
 
 use crate::block::{Block, BlockMeta, compact, write_block};
+use crate::catalog::{Catalog, Entry};
 use crate::error::TsdbError;
 use crate::head::{Head, HeadOptions, HeadStats, MetricMetadata};
 use crate::index::SeriesRef;
+use crate::remote::{RemoteBlocks, RemoteStats};
 use crate::wal::{ReplayStats, Wal, WalOptions, WalRecord};
 
 #[derive(Debug, Clone)]
@@ -22,7 +24,24 @@ pub struct TsdbOptions {
     /// the newest data, are deleted by [`Tsdb::maintain`]. `None` keeps
     /// everything.
     pub retention: Option<Duration>,
+    /// Past this many bytes of blocks in total, the oldest blocks are
+    /// deleted by [`Tsdb::maintain`]. `None` (or 0) keeps everything.
+    pub retention_size: Option<u64>,
+    /// Object storage for blocks. With it, blocks are uploaded once cut or
+    /// merged and their local copies become a cache of `cache_size`
+    /// bytes; without it every block stays on local disk.
+    pub remote: Option<Arc<dyn RemoteBlocks>>,
+    /// Bytes of uploaded blocks kept on local disk, least recently queried
+    /// evicted first. Only used with `remote`.
+    pub cache_size: u64,
+    /// List `remote` in [`Tsdb::open`] (else the first [`Tsdb::maintain`]
+    /// does). Turned off when the store is known to be down, so opening
+    /// does not wait for its deadline.
+    pub list_remote_at_open: bool,
 }
+
+/// Default [`TsdbOptions::cache_size`]: 1 GiB.
+pub const DEFAULT_CACHE_SIZE: u64 = 1 << 30;
 
 impl Default for TsdbOptions {
     fn default() -> Self {
@@ -30,6 +49,10 @@ impl Default for TsdbOptions {
             head: HeadOptions::default(),
             wal: WalOptions::default(),
             retention: Some(Duration::from_secs(15 * 24 * 3600)),
+            retention_size: None,
+            remote: None,
+            cache_size: DEFAULT_CACHE_SIZE,
+            list_remote_at_open: true,
         }
     }
 }
@@ -43,6 +66,10 @@ pub struct MaintainReport {
     pub compacted: Vec<BlockMeta>,
     /// ULIDs of blocks deleted (merged away or past retention).
     pub deleted: Vec<String>,
+    /// ULIDs of blocks uploaded to object storage.
+    pub uploaded: Vec<String>,
+    /// An upload failed: what is left stays local for the next pass.
+    pub upload_failed: bool,
 }
 
 /// A rejected series (or some of its samples) from one append batch.
@@ -84,38 +111,16 @@ pub struct Tsdb {
     synced: Mutex<u64>,
     replay: ReplayStats,
     opts: TsdbOptions,
-    /// Open blocks, sorted by min time. Queries clone the list, so a block
-    /// being deleted stays readable (its files are open) until they finish.
-    blocks: RwLock<Vec<Arc<Block>>>,
+    /// Blocks, local and remote, sorted by min time. Queries take open
+    /// readers, so a block being deleted stays readable (its files are
+    /// open) until they finish.
+    catalog: Catalog,
     /// One maintenance pass at a time.
     maintenance: Mutex<()>,
 }
 
 fn blocks_dir(dir: &Path) -> PathBuf {
     dir.join("blocks")
-}
-
-/// Opens every block under `dir`, deleting leftovers of interrupted
-/// writes (`*.tmp`).
-fn load_blocks(dir: &Path) -> Result<Vec<Arc<Block>>, TsdbError> {
-    std::fs::create_dir_all(dir).map_err(|e| TsdbError::io("create dir", dir, e))?;
-    let mut out = Vec::new();
-    let rd = std::fs::read_dir(dir).map_err(|e| TsdbError::io("read dir", dir, e))?;
-    for ent in rd {
-        let ent = ent.map_err(|e| TsdbError::io("read dir", dir, e))?;
-        let path = ent.path();
-        if !path.is_dir() {
-            continue;
-        }
-        if path.extension().is_some_and(|x| x == "tmp") {
-            tracing::warn!(path = %path.display(), "removing incomplete block");
-            std::fs::remove_dir_all(&path).map_err(|e| TsdbError::io("remove", &path, e))?;
-            continue;
-        }
-        out.push(Arc::new(Block::open(&path)?));
-    }
-    out.sort_by_key(|b| (b.meta().min_time, b.meta().max_time));
-    Ok(out)
 }
 
 /// Merges sample lists of one series from several sources: sorted by
@@ -138,16 +143,22 @@ fn lock(m: &Mutex<Wal>) -> MutexGuard<'_, Wal> {
 
 impl Tsdb {
     /// Opens (or creates) a database in `dir`, rebuilding the head from the
-    /// WAL in `dir/wal`.
+    /// WAL in `dir/wal`. With object storage, its blocks are listed too
+    /// (an unreachable store is retried by [`Tsdb::maintain`]).
     pub fn open(dir: &Path, opts: TsdbOptions) -> Result<Self, TsdbError> {
         let wal_dir = dir.join("wal");
         std::fs::create_dir_all(&wal_dir).map_err(|e| TsdbError::io("create dir", &wal_dir, e))?;
-        let blocks = load_blocks(&blocks_dir(dir))?;
+        let catalog = Catalog::open(
+            &blocks_dir(dir),
+            opts.remote.clone(),
+            opts.cache_size,
+            opts.list_remote_at_open,
+        )?;
         let head = Head::new(opts.head.clone());
         // data up to the newest block is in blocks; WAL samples before it
         // (left by a crash between cutting a block and checkpointing) are
         // skipped, and late samples there are refused
-        if let Some(end) = blocks.iter().map(|b| b.meta().max_time).max() {
+        if let Some(end) = catalog.metas().iter().map(|m| m.max_time).max() {
             head.set_min_valid_t(end);
         }
         let mut unknown_refs = 0usize;
@@ -202,7 +213,7 @@ impl Tsdb {
             synced: Mutex::new(0),
             replay,
             opts,
-            blocks: RwLock::new(blocks),
+            catalog,
             maintenance: Mutex::new(()),
         })
     }
@@ -229,39 +240,74 @@ impl Tsdb {
     ///
     /// Readers can see samples of a batch before its WAL append finished.
     /// How far in the future a timestamp may be is the caller's policy.
-    pub fn append(&self, batch: &[(Labels, Vec<Sample>)]) -> Result<AppendReport, TsdbError> {
+    pub fn append<L: LabelSet, S: AsRef<[Sample]>>(
+        &self,
+        batch: &[(L, S)],
+    ) -> Result<AppendReport, TsdbError> {
         let mut report = AppendReport::default();
-        let labels: Vec<&Labels> = batch.iter().map(|(l, _)| l).collect();
+        let labels: Vec<&L> = batch.iter().map(|(l, _)| l).collect();
         let mut refs = self.head.resolve(&labels);
-        self.create_missing(batch, &mut refs, &mut report)?;
+        // only series the head does not know yet are materialized: a known
+        // series costs no allocation here
+        let missing: Vec<usize> = (0..refs.len()).filter(|&i| refs[i].is_none()).collect();
+        if !missing.is_empty() {
+            let owned: Vec<(Labels, Vec<Sample>)> = missing
+                .iter()
+                .map(|&i| (batch[i].0.to_labels(), Vec::new()))
+                .collect();
+            let mut got = vec![None; owned.len()];
+            let mut sub = AppendReport::default();
+            self.create_missing(&owned, &mut got, &mut sub)?;
+            report.new_series += sub.new_series;
+            report
+                .errors
+                .extend(sub.errors.into_iter().map(|e| SeriesError {
+                    index: missing[e.index],
+                    error: e.error,
+                }));
+            for (&i, r) in missing.iter().zip(got) {
+                refs[i] = r;
+            }
+        }
         let mut logged: Vec<(SeriesRef, i64, f64)> =
-            Vec::with_capacity(batch.iter().map(|(_, s)| s.len()).sum());
-        for (i, ((l, samples), r)) in batch.iter().zip(refs.iter_mut()).enumerate() {
-            let Some(mut sref) = *r else { continue };
-            let before = logged.len();
-            let mut res = self.head.append_series(sref, samples, false, |t, v| {
-                logged.push((sref, t, v));
-            });
+            Vec::with_capacity(batch.iter().map(|(_, s)| s.as_ref().len()).sum());
+        let known: Vec<usize> = (0..refs.len()).filter(|&i| refs[i].is_some()).collect();
+        let work: Vec<(SeriesRef, &[Sample])> = known
+            .iter()
+            .map(|&i| (refs[i].unwrap_or_default(), batch[i].1.as_ref()))
+            .collect();
+        let results = self
+            .head
+            .append_many(&work, |r, t, v| logged.push((r, t, v)));
+        for ((&i, &(_, samples)), mut res) in known.iter().zip(&work).zip(results) {
+            let l = &batch[i].0;
             if let Err(None) = res {
                 // dropped by a concurrent truncation between lookup and
                 // append: create it again
+                let one_batch = [(l.to_labels(), Vec::new())];
                 let mut one = [None];
-                self.create_missing(std::slice::from_ref(&batch[i]), &mut one, &mut report)?;
-                let Some(again) = one[0] else { continue };
-                sref = again;
+                let mut sub = AppendReport::default();
+                self.create_missing(&one_batch, &mut one, &mut sub)?;
+                report.new_series += sub.new_series;
+                report
+                    .errors
+                    .extend(sub.errors.into_iter().map(|e| SeriesError {
+                        index: i,
+                        error: e.error,
+                    }));
+                let Some(sref) = one[0] else { continue };
                 res = self.head.append_series(sref, samples, false, |t, v| {
                     logged.push((sref, t, v));
                 });
             }
-            let accepted = logged.len() - before;
             match res {
                 Ok(added) => {
                     report.added += added;
-                    report.duplicates += accepted - added;
+                    report.duplicates += samples.len() - added;
                 }
                 Err(e) => {
                     let error = e.unwrap_or_else(|| TsdbError::InvalidLabels {
-                        series: l.to_string(),
+                        series: l.to_labels().to_string(),
                         reason: "series vanished during append".into(),
                     });
                     report.errors.push(SeriesError { index: i, error });
@@ -356,22 +402,21 @@ impl Tsdb {
         self.head.metadata(metric)
     }
 
-    fn blocks_overlapping(&self, mint: i64, maxt: i64) -> Vec<Arc<Block>> {
-        self.blocks
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .filter(|b| b.meta().max_time > mint && b.meta().min_time <= maxt)
-            .cloned()
-            .collect()
+    /// Readers of the blocks overlapping `[mint, maxt]`; blocks only in
+    /// object storage are downloaded into the cache first.
+    fn blocks_overlapping(&self, mint: i64, maxt: i64) -> Result<Vec<Arc<Block>>, TsdbError> {
+        self.catalog.overlapping(mint, maxt)
     }
 
-    /// Open blocks' metadata, oldest first.
+    /// Every block's metadata (local or in object storage), oldest first.
     pub fn blocks(&self) -> Vec<BlockMeta> {
-        self.blocks_overlapping(i64::MIN, i64::MAX)
-            .iter()
-            .map(|b| b.meta().clone())
-            .collect()
+        self.catalog.metas()
+    }
+
+    /// Where the blocks are and what the catalogue has uploaded,
+    /// downloaded and evicted.
+    pub fn remote_stats(&self) -> RemoteStats {
+        self.catalog.stats()
     }
 
     /// Matching series with their samples in `[mint, maxt]` from blocks and
@@ -382,28 +427,120 @@ impl Tsdb {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<(Labels, Vec<Sample>)>, TsdbError> {
-        let blocks = self.blocks_overlapping(mint, maxt);
-        let head = self.head.select(matchers, mint, maxt)?;
-        if blocks.is_empty() {
-            return Ok(head);
-        }
-        let mut merged: BTreeMap<Labels, (Vec<Sample>, usize)> = BTreeMap::new();
+        type Sources = Vec<(usize, SeriesRef)>;
+        type Rows = Vec<(Labels, Vec<Sample>)>;
+        let mut blocks = self.blocks_overlapping(mint, maxt)?;
+        blocks.sort_by_key(|b| b.meta().min_time);
+        // one label-sorted list per source: blocks oldest first, then the
+        // head (source index blocks.len())
+        let mut lists: Vec<std::vec::IntoIter<(Labels, SeriesRef)>> = Vec::new();
         for b in &blocks {
-            for (l, s) in b.select(matchers, mint, maxt)? {
-                let e = merged.entry(l).or_default();
-                e.0.extend(s);
-                e.1 += 1;
+            lists.push(b.select_labeled(matchers)?.into_iter());
+        }
+        lists.push(self.head.select_labeled(matchers)?.into_iter());
+        // each series with where it is, in source order
+        let mut heads: Vec<Option<(Labels, SeriesRef)>> =
+            lists.iter_mut().map(Iterator::next).collect();
+        let mut series: Vec<(Labels, Sources)> = Vec::new();
+        loop {
+            let mut min: Option<usize> = None;
+            for (i, h) in heads.iter().enumerate() {
+                if let Some((l, _)) = h
+                    && min.is_none_or(|m| heads[m].as_ref().is_some_and(|(ml, _)| l < ml))
+                {
+                    min = Some(i);
+                }
             }
+            let Some(m) = min else { break };
+            let Some((labels, r)) = heads[m].take() else {
+                break;
+            };
+            heads[m] = lists[m].next();
+            let mut at: Sources = vec![(m, r)];
+            for i in m + 1..heads.len() {
+                if heads[i].as_ref().is_some_and(|(l, _)| *l == labels)
+                    && let Some((_, r)) = heads[i].take()
+                {
+                    heads[i] = lists[i].next();
+                    at.push((i, r));
+                }
+            }
+            series.push((labels, at));
         }
-        for (l, s) in head {
-            let e = merged.entry(l).or_default();
-            e.0.extend(s);
-            e.1 += 1;
+        // Each series is decoded from all its sources into one buffer,
+        // concatenated when the parts follow each other in time (blocks and
+        // head normally do), else merged with the later source winning a
+        // shared timestamp.
+        let read = |group: Vec<(Labels, Sources)>| -> Result<Rows, TsdbError> {
+            let mut out = Vec::with_capacity(group.len());
+            // series of one selector tend to hold similar numbers of
+            // samples: sizing each buffer like the largest so far saves
+            // growing (copying) it chunk by chunk
+            let mut hint = 0;
+            for (labels, at) in group {
+                let mut samples: Vec<Sample> = Vec::with_capacity(hint);
+                let mut ordered = true;
+                for (src, r) in at {
+                    let before = samples.len();
+                    let last = samples.last().map(|s| s.t);
+                    match blocks.get(src) {
+                        Some(b) => b.samples_into(r, mint, maxt, &mut samples)?,
+                        None => self.head.samples_into(r, mint, maxt, &mut samples),
+                    }
+                    if let (Some(last), Some(first)) = (last, samples.get(before)) {
+                        ordered &= last < first.t;
+                    }
+                }
+                hint = hint.max(samples.len());
+                if samples.is_empty() {
+                    continue;
+                }
+                if !ordered {
+                    samples = merge_samples(samples);
+                }
+                out.push((labels, samples));
+            }
+            Ok(out)
+        };
+        // Long ranges over several series are read on several threads:
+        // decoding chunks is most of a dashboard query's cost.
+        const PARALLEL_MIN_MS: i64 = 40 * 60 * 1000;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let threads = if maxt.saturating_sub(mint) < PARALLEL_MIN_MS {
+            1
+        } else {
+            threads.min(series.len())
+        };
+        if threads <= 1 {
+            return read(series);
         }
-        Ok(merged
-            .into_iter()
-            .map(|(l, (s, sources))| (l, if sources > 1 { merge_samples(s) } else { s }))
-            .collect())
+        let per = series.len().div_ceil(threads);
+        let mut groups: Vec<Vec<(Labels, Sources)>> = Vec::with_capacity(threads);
+        let mut rest = series.into_iter();
+        loop {
+            let g: Vec<(Labels, Sources)> = rest.by_ref().take(per).collect();
+            if g.is_empty() {
+                break;
+            }
+            groups.push(g);
+        }
+        let read = &read;
+        let results: Vec<Result<Rows, TsdbError>> = std::thread::scope(|sc| {
+            let mut groups = groups.into_iter();
+            let first = groups.next().unwrap_or_default();
+            let handles: Vec<_> = groups.map(|g| sc.spawn(move || read(g))).collect();
+            let mut res = vec![read(first)];
+            for h in handles {
+                // a panic there is a bug, surfaced as if read here
+                res.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            }
+            res
+        });
+        let mut out = Vec::new();
+        for r in results {
+            out.extend(r?);
+        }
+        Ok(out)
     }
 
     /// Label sets of matching series with data in `[mint, maxt]`, sorted.
@@ -414,7 +551,7 @@ impl Tsdb {
         maxt: i64,
     ) -> Result<Vec<Labels>, TsdbError> {
         let mut out = self.head.series(matchers, mint, maxt)?;
-        for b in self.blocks_overlapping(mint, maxt) {
+        for b in self.blocks_overlapping(mint, maxt)? {
             out.extend(b.series(matchers, mint, maxt)?);
         }
         out.sort();
@@ -431,7 +568,7 @@ impl Tsdb {
         maxt: i64,
     ) -> Result<Vec<String>, TsdbError> {
         let mut out = self.head.label_names(matchers, mint, maxt)?;
-        for b in self.blocks_overlapping(mint, maxt) {
+        for b in self.blocks_overlapping(mint, maxt)? {
             if matchers.is_empty() {
                 out.extend(b.label_names());
             } else {
@@ -454,7 +591,7 @@ impl Tsdb {
         maxt: i64,
     ) -> Result<Vec<String>, TsdbError> {
         let mut out = self.head.label_values(name, matchers, mint, maxt)?;
-        for b in self.blocks_overlapping(mint, maxt) {
+        for b in self.blocks_overlapping(mint, maxt)? {
             if matchers.is_empty() {
                 out.extend(b.label_values(name));
             } else {
@@ -468,16 +605,21 @@ impl Tsdb {
         Ok(out)
     }
 
-    /// Housekeeping, to be called periodically (e.g. every minute): cuts
-    /// the head into a block once it holds one and a half block ranges,
-    /// merges complete groups of blocks (3 and then 9 ranges wide), and
-    /// deletes blocks past retention.
+    /// Housekeeping, to be called periodically (e.g. every minute): with
+    /// object storage, lists its blocks first; cuts the head into a block
+    /// once it holds one and a half block ranges, merges complete groups of
+    /// blocks (3 and then 9 ranges wide), uploads new blocks (those that
+    /// fail stay local for the next pass), deletes blocks past retention
+    /// (time and size) here and remotely, and trims the block cache.
     pub fn maintain(&self) -> Result<MaintainReport, TsdbError> {
         let _one = self
             .maintenance
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut report = MaintainReport::default();
+        if let Err(e) = self.catalog.sync_remote() {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "cannot list blocks in object storage");
+        }
         let range = i64::try_from(self.opts.head.chunk_range.as_millis())
             .unwrap_or(i64::MAX)
             .max(1);
@@ -502,7 +644,7 @@ impl Tsdb {
                 .map(|(l, r)| (l, head.samples_of(r, start, end - 1)));
             let meta = write_block(&dir, start, end, 1, series)?;
             let b = Block::open(&dir.join(&meta.ulid))?;
-            self.add_blocks(vec![Arc::new(b)], &[]);
+            self.catalog.add_local(meta.clone(), Some(Arc::new(b)))?;
             self.truncate_locked(end)?;
             tracing::info!(ulid = %meta.ulid, min_t = start, max_t = end, series = meta.stats.num_series, "block cut from head");
             report.cut.push(meta);
@@ -510,47 +652,46 @@ impl Tsdb {
         for factor in [3, 9] {
             self.compact_level(range.saturating_mul(factor), &mut report)?;
         }
-        if let Some(ret) = self.opts.retention {
+        let (uploaded, failed) = self.catalog.upload_pending();
+        report.uploaded = uploaded;
+        report.upload_failed = failed;
+        let cutoff = self.opts.retention.and_then(|ret| {
             let ret = i64::try_from(ret.as_millis()).unwrap_or(i64::MAX);
-            let blocks = self.blocks_overlapping(i64::MIN, i64::MAX);
-            let newest = blocks
+            let newest = self
+                .catalog
+                .metas()
                 .iter()
-                .map(|b| b.meta().max_time)
+                .map(|m| m.max_time)
                 .chain(self.head.stats().max_t)
-                .max();
-            if let Some(newest) = newest {
-                let cutoff = newest.saturating_sub(ret);
-                let old: Vec<Arc<Block>> = blocks
-                    .into_iter()
-                    .filter(|b| b.meta().max_time <= cutoff)
-                    .collect();
-                if !old.is_empty() {
-                    self.add_blocks(Vec::new(), &old);
-                    for b in old {
-                        report.deleted.push(b.meta().ulid.clone());
-                        remove_block_dir(b.dir());
-                    }
-                }
-            }
+                .max()?;
+            Some(newest.saturating_sub(ret))
+        });
+        let max_bytes = self.opts.retention_size.filter(|&b| b > 0);
+        let expired = self.catalog.apply_retention(cutoff, max_bytes);
+        if !expired.is_empty() {
+            tracing::info!(blocks = expired.len(), "blocks deleted by retention");
         }
+        report.deleted.extend(expired);
+        self.catalog.evict(&[]);
         Ok(report)
     }
 
     /// Merges blocks lying within one aligned `width` window, once the
-    /// window is complete (newer data exists past its end).
+    /// window is complete (newer data exists past its end). Blocks only in
+    /// object storage are downloaded for it; the merged block is uploaded
+    /// by the caller, and only then are its sources deleted remotely.
     fn compact_level(&self, width: i64, report: &mut MaintainReport) -> Result<(), TsdbError> {
-        let blocks = self.blocks_overlapping(i64::MIN, i64::MAX);
-        let Some(newest) = blocks.iter().map(|b| b.meta().max_time).max() else {
+        let entries = self.catalog.entries();
+        let Some(newest) = entries.iter().map(|e| e.meta().max_time).max() else {
             return Ok(());
         };
-        let mut groups: BTreeMap<i64, Vec<Arc<Block>>> = BTreeMap::new();
-        for b in blocks {
-            let w = b.meta().min_time.div_euclid(width);
+        let mut groups: BTreeMap<i64, Vec<Arc<Entry>>> = BTreeMap::new();
+        for e in entries {
+            let m = e.meta();
+            let w = m.min_time.div_euclid(width);
             let w_end = w.saturating_add(1).saturating_mul(width);
-            if b.meta().max_time <= w_end
-                && b.meta().max_time.saturating_sub(b.meta().min_time) < width
-            {
-                groups.entry(w).or_default().push(b);
+            if m.max_time <= w_end && m.max_time.saturating_sub(m.min_time) < width {
+                groups.entry(w).or_default().push(e);
             }
         }
         for (w, group) in groups {
@@ -558,28 +699,31 @@ impl Tsdb {
             if group.len() < 2 || w_end > newest {
                 continue;
             }
-            let parts: Vec<&Block> = group.iter().map(|b| &**b).collect();
-            let meta = compact(&blocks_dir(&self.dir), &parts)?;
+            let parts: Result<Vec<Option<Arc<Block>>>, TsdbError> =
+                group.iter().map(|e| self.catalog.load(e)).collect();
+            let parts: Vec<Arc<Block>> = match parts {
+                Ok(p) => p.into_iter().flatten().collect(),
+                Err(e) => {
+                    // sources not cached and the store unreachable: merge later
+                    tracing::warn!(error = %e, "cannot read blocks to compact, retrying next round");
+                    continue;
+                }
+            };
+            if parts.len() != group.len() {
+                continue;
+            }
+            let refs: Vec<&Block> = parts.iter().map(|b| &**b).collect();
+            let meta = compact(&blocks_dir(&self.dir), &refs)?;
             let b = Block::open(&blocks_dir(&self.dir).join(&meta.ulid))?;
-            self.add_blocks(vec![Arc::new(b)], &group);
+            self.catalog.add_local(meta.clone(), Some(Arc::new(b)))?;
+            self.catalog.remove(&group, false);
             for old in &group {
                 report.deleted.push(old.meta().ulid.clone());
-                remove_block_dir(old.dir());
             }
             tracing::info!(ulid = %meta.ulid, merged = group.len(), "blocks compacted");
             report.compacted.push(meta);
         }
         Ok(())
-    }
-
-    fn add_blocks(&self, add: Vec<Arc<Block>>, remove: &[Arc<Block>]) {
-        let mut blocks = self
-            .blocks
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        blocks.retain(|b| !remove.iter().any(|r| Arc::ptr_eq(b, r)));
-        blocks.extend(add);
-        blocks.sort_by_key(|b| (b.meta().min_time, b.meta().max_time));
     }
 
     pub fn stats(&self) -> HeadStats {
@@ -624,14 +768,6 @@ impl Tsdb {
     /// fsyncs the WAL regardless of policy (e.g. at shutdown).
     pub fn sync(&self) -> Result<(), TsdbError> {
         lock(&self.wal).sync()
-    }
-}
-
-/// Deletes a block directory that is no longer listed; queries still
-/// holding it keep reading through their open file handles.
-fn remove_block_dir(dir: &Path) {
-    if let Err(e) = std::fs::remove_dir_all(dir) {
-        tracing::warn!(path = %dir.display(), error = %e, "could not delete block");
     }
 }
 

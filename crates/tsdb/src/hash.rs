@@ -3,6 +3,8 @@
 
 use std::hash::{BuildHasherDefault, Hasher};
 
+use pharos_model::LabelSet;
+#[cfg(test)]
 use pharos_model::Labels;
 
 const K: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -34,11 +36,11 @@ fn mix_bytes(mut h: u64, b: &[u8]) -> u64 {
 /// Hash of a label set for the series lookup table, several times faster
 /// than the byte-at-a-time stable hash. Collisions are handled by the
 /// caller.
-pub(crate) fn labels_hash(l: &Labels) -> u64 {
+pub(crate) fn labels_hash<L: LabelSet + ?Sized>(l: &L) -> u64 {
     let mut h = 0u64;
-    for x in l {
-        h = mix_bytes(h, x.name.as_bytes());
-        h = mix_bytes(h, x.value.as_bytes());
+    for (name, value) in l.pairs() {
+        h = mix_bytes(h, name.as_bytes());
+        h = mix_bytes(h, value.as_bytes());
     }
     fmix(h)
 }

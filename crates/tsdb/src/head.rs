@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use pharos_model::{Labels, Matcher, Sample};
+use pharos_model::{LabelSet, Labels, Matcher, Sample};
 
 use crate::chunk::{Chunk, ChunkAppender};
 use crate::error::TsdbError;
@@ -237,15 +237,31 @@ impl MemSeries {
             .find_map(|c| scan(c.iter()))
     }
 
+    /// Appends the samples in `[mint, maxt]` to `out`, sorted among
+    /// themselves (what `out` held before is left alone).
     fn samples(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
+        let start = out.len();
         let keep = |s: &Sample| mint <= s.t && s.t <= maxt;
-        for c in &self.chunks {
-            if c.max_t() >= mint && c.min_t() <= maxt {
-                out.extend(c.iter().filter(keep));
+        // closed chunks are in time order and do not overlap
+        let first = self.chunks.partition_point(|c| c.max_t() < mint);
+        let last = first + self.chunks[first..].partition_point(|c| c.min_t() <= maxt);
+        // one allocation per series: growing a large buffer chunk by chunk
+        // copies it each time (and touches fresh pages with some allocators)
+        out.reserve(
+            self.chunks[first..last]
+                .iter()
+                .map(Chunk::len)
+                .sum::<usize>()
+                + self.open.len(),
+        );
+        for c in &self.chunks[first..] {
+            if c.min_t() > maxt {
+                break;
             }
+            c.samples_into(mint, maxt, out);
         }
         if !self.open.is_empty() && self.open.max_t() >= mint && self.open.min_t() <= maxt {
-            out.extend(self.open.iter().filter(keep));
+            self.open.iter().samples_into(mint, maxt, out);
         }
         let Some(o) = &self.ooo else { return };
         let mut extra: Vec<Sample> = o.buf.iter().copied().filter(keep).collect();
@@ -260,7 +276,7 @@ impl MemSeries {
         // timestamps are unique across all parts (duplicates are rejected
         // at append), so a sort is a merge
         out.extend(extra);
-        out.sort_by_key(|s| s.t);
+        out[start..].sort_by_key(|s| s.t);
     }
 
     fn sample_count(&self) -> usize {
@@ -309,6 +325,10 @@ pub struct Head {
     next_ref: AtomicU64,
     /// Samples older than this are refused (the head was truncated there).
     min_valid_t: AtomicI64,
+    /// Oldest and newest timestamp ever accepted (not lowered or raised
+    /// back by truncation).
+    seen_min_t: AtomicI64,
+    seen_max_t: AtomicI64,
     metadata: RwLock<HashMap<String, MetricMetadata>>,
 }
 
@@ -330,6 +350,27 @@ fn stripe(x: u64) -> usize {
     (x as usize) % STRIPES
 }
 
+/// Positions of `keys` grouped by stripe (a stable counting sort), and
+/// where each stripe's group starts: stripe `i` is
+/// `order[bounds[i]..bounds[i + 1]]`.
+fn by_stripe(keys: impl ExactSizeIterator<Item = u64> + Clone) -> (Vec<u32>, [usize; STRIPES + 1]) {
+    let mut bounds = [0usize; STRIPES + 1];
+    for k in keys.clone() {
+        bounds[stripe(k) + 1] += 1;
+    }
+    for i in 1..=STRIPES {
+        bounds[i] += bounds[i - 1];
+    }
+    let mut next = bounds;
+    let mut order = vec![0u32; keys.len()];
+    for (i, k) in keys.enumerate() {
+        let slot = &mut next[stripe(k)];
+        order[*slot] = i as u32;
+        *slot += 1;
+    }
+    (order, bounds)
+}
+
 fn to_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -349,6 +390,8 @@ impl Head {
             create: Mutex::new(()),
             next_ref: AtomicU64::new(1),
             min_valid_t: AtomicI64::new(i64::MIN),
+            seen_min_t: AtomicI64::new(i64::MAX),
+            seen_max_t: AtomicI64::new(i64::MIN),
             metadata: RwLock::default(),
         }
     }
@@ -357,7 +400,12 @@ impl Head {
         &self.opts
     }
 
-    fn find_ref(&self, index: &Index, hash: u64, labels: &Labels) -> Option<SeriesRef> {
+    fn find_ref<L: LabelSet + ?Sized>(
+        &self,
+        index: &Index,
+        hash: u64,
+        labels: &L,
+    ) -> Option<SeriesRef> {
         let r = lock(&self.lookup[stripe(hash)]).get(&hash).copied()?;
         if index.labels_eq(r, labels) {
             return Some(r);
@@ -369,12 +417,36 @@ impl Head {
     }
 
     /// The refs of existing series, `None` where a series is new.
-    pub(crate) fn resolve(&self, labels: &[&Labels]) -> Vec<Option<SeriesRef>> {
-        let index = read(&self.index);
-        labels
+    ///
+    /// Each lookup stripe is locked once for the whole batch rather than
+    /// once per series: with no atomic operation between them, the table
+    /// probes' cache misses overlap instead of queueing.
+    pub(crate) fn resolve<L: LabelSet>(&self, labels: &[&L]) -> Vec<Option<SeriesRef>> {
+        let hashes: Vec<u64> = labels
             .iter()
-            .map(|l| self.find_ref(&index, crate::hash::labels_hash(l), l))
-            .collect()
+            .map(|l| crate::hash::labels_hash(*l))
+            .collect();
+        let (order, bounds) = by_stripe(hashes.iter().copied());
+        let index = read(&self.index);
+        let mut found: Vec<Option<SeriesRef>> = vec![None; labels.len()];
+        for (st, w) in bounds.windows(2).enumerate() {
+            if w[0] == w[1] {
+                continue;
+            }
+            let map = lock(&self.lookup[st]);
+            for &i in &order[w[0]..w[1]] {
+                found[i as usize] = map.get(&hashes[i as usize]).copied();
+            }
+        }
+        for ((slot, l), &hash) in found.iter_mut().zip(labels).zip(&hashes) {
+            let Some(r) = *slot else { continue };
+            if !index.labels_eq(r, *l) {
+                // another series owns the table slot (a hash collision):
+                // the slow path searches the collision list too
+                *slot = self.find_ref(&index, hash, *l);
+            }
+        }
+        found
     }
 
     /// Creates the series not yet present, calling `log` with the new ones
@@ -458,6 +530,66 @@ impl Head {
         let Some(s) = guard.get_mut(&r) else {
             return Err(None);
         };
+        let (added, first_err) = self.append_samples(s, samples, replay, &mut accepted);
+        drop(guard);
+        match first_err {
+            None => Ok(added),
+            Some((t, dup)) => Err(Some(self.sample_error(r, t, dup))),
+        }
+    }
+
+    /// [`Head::append_series`] for many series at once (never a replay),
+    /// taking each series stripe's lock once for the batch. `accepted` gets
+    /// the ref with each accepted sample; the results are in input order.
+    /// A series may appear more than once; its samples are applied in input
+    /// order.
+    pub(crate) fn append_many(
+        &self,
+        batch: &[(SeriesRef, &[Sample])],
+        mut accepted: impl FnMut(SeriesRef, i64, f64),
+    ) -> Vec<Result<usize, Option<TsdbError>>> {
+        let (order, bounds) = by_stripe(batch.iter().map(|&(r, _)| r));
+        // (added, first refused sample) per series, None if it is gone
+        type Applied = Option<(usize, Option<(i64, bool)>)>;
+        let mut done: Vec<Applied> = vec![None; batch.len()];
+        for (st, w) in bounds.windows(2).enumerate() {
+            if w[0] == w[1] {
+                continue;
+            }
+            let mut guard = lock(&self.series[st]);
+            for &i in &order[w[0]..w[1]] {
+                let (r, samples) = batch[i as usize];
+                if let Some(s) = guard.get_mut(&r) {
+                    let mut acc = |t, v| accepted(r, t, v);
+                    done[i as usize] = Some(self.append_samples(s, samples, false, &mut acc));
+                }
+            }
+        }
+        // errors are named after the stripe locks are gone (naming reads
+        // the index and the series again)
+        done.into_iter()
+            .zip(batch)
+            .map(|(d, &(r, _))| {
+                // None: dropped by a concurrent truncation
+                let (added, first_err) = d.ok_or(None)?;
+                match first_err {
+                    None => Ok(added),
+                    Some((t, dup)) => Err(Some(self.sample_error(r, t, dup))),
+                }
+            })
+            .collect()
+    }
+
+    /// Applies samples to a locked series: how many were added, and the
+    /// first refused one (time, whether it was a conflicting duplicate).
+    /// Every sample is tried, so good ones in a batch stay.
+    fn append_samples(
+        &self,
+        s: &mut MemSeries,
+        samples: &[Sample],
+        replay: bool,
+        accepted: &mut impl FnMut(i64, f64),
+    ) -> (usize, Option<(i64, bool)>) {
         let mut first_err: Option<(i64, bool)> = None;
         let mut added = 0;
         for smp in samples {
@@ -475,11 +607,7 @@ impl Head {
                 }
             }
         }
-        drop(guard);
-        match first_err {
-            None => Ok(added),
-            Some((t, dup)) => Err(Some(self.sample_error(r, t, dup))),
-        }
+        (added, first_err)
     }
 
     fn sample_error(&self, r: SeriesRef, t: i64, duplicate: bool) -> TsdbError {
@@ -597,6 +725,38 @@ impl Head {
     }
 
     /// Samples of one series in `[mint, maxt]`, sorted.
+    /// Oldest and newest timestamp the head has accepted, or None if it
+    /// never took a sample. Data truncated into blocks since still counts,
+    /// so this may be wider than what the head holds.
+    pub fn seen_bounds(&self) -> Option<(i64, i64)> {
+        let lo = self.seen_min_t.load(Ordering::Relaxed);
+        let hi = self.seen_max_t.load(Ordering::Relaxed);
+        (lo <= hi).then_some((lo, hi))
+    }
+
+    /// Appends one series' samples in `[mint, maxt]`, sorted, to `out`.
+    pub(crate) fn samples_into(&self, r: SeriesRef, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
+        if let Some(s) = lock(&self.series[stripe(r)]).get(&r) {
+            s.samples(mint, maxt, out);
+        }
+    }
+
+    /// Labels and refs of the series matching `matchers`, sorted by labels.
+    pub(crate) fn select_labeled(
+        &self,
+        matchers: &[Matcher],
+    ) -> Result<Vec<(Labels, SeriesRef)>, TsdbError> {
+        let refs = self.select_refs(matchers)?;
+        let index = read(&self.index);
+        let mut out: Vec<(Labels, SeriesRef)> = refs
+            .into_iter()
+            .filter_map(|r| index.labels(r).map(|l| (l, r)))
+            .collect();
+        drop(index);
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
     pub(crate) fn samples_of(&self, r: SeriesRef, mint: i64, maxt: i64) -> Vec<Sample> {
         let mut out = Vec::new();
         if let Some(s) = lock(&self.series[stripe(r)]).get(&r) {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use pharos_model::{Label, Labels, MatchOp, Matcher};
+use pharos_model::{Label, LabelSet, Labels, MatchOp, Matcher};
 
 use crate::error::TsdbError;
 use crate::hash::IntMap;
@@ -131,15 +131,17 @@ impl Index {
     }
 
     /// Whether series `r` has exactly these labels, without allocating.
-    pub fn labels_eq(&self, r: SeriesRef, labels: &Labels) -> bool {
+    pub fn labels_eq<L: LabelSet + ?Sized>(&self, r: SeriesRef, labels: &L) -> bool {
         let Some(pairs) = self.series.get(&r) else {
             return false;
         };
-        pairs.len() == labels.len()
+        pairs.len() == labels.label_count()
             && pairs
                 .iter()
-                .zip(labels.iter())
-                .all(|(&(n, v), l)| self.strings.str(n) == l.name && self.strings.str(v) == l.value)
+                .zip(labels.pairs())
+                .all(|(&(n, v), (name, value))| {
+                    self.strings.str(v) == value && self.strings.str(n) == name
+                })
     }
 
     /// Calls `f` with each (name, value) of series `r`.

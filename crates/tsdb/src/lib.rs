@@ -1,5 +1,6 @@
 //! The metrics storage engine: a write-ahead log, an in-memory head of
-//! compressed chunks with an inverted index, and immutable blocks. No HTTP
+//! compressed chunks with an inverted index, and immutable blocks, kept in
+//! object storage through [`RemoteBlocks`] with a local cache. No HTTP
 //! lives here so the engine can be benchmarked and fuzzed alone. The
 //! on-disk and chunk formats are specified in `FORMAT.md` next to this
 //! crate's `Cargo.toml`.
@@ -20,6 +21,7 @@
 //! ```
 
 pub mod block;
+mod catalog;
 pub mod chunk;
 pub mod crc32c;
 pub mod db;
@@ -27,6 +29,7 @@ pub mod error;
 mod hash;
 pub mod head;
 pub mod index;
+pub mod remote;
 pub mod wal;
 
 #[cfg(test)]
@@ -35,8 +38,9 @@ pub(crate) mod testutil;
 pub use chunk::{Chunk, ChunkAppender, ChunkIter, Encoding, TimeEncoding, ValueEncoding};
 
 pub use block::{Block, BlockMeta, BlockStats, compact, write_block};
-pub use db::{AppendReport, MaintainReport, SeriesError, Tsdb, TsdbOptions};
+pub use db::{AppendReport, DEFAULT_CACHE_SIZE, MaintainReport, SeriesError, Tsdb, TsdbOptions};
 pub use error::TsdbError;
 pub use head::{Head, HeadOptions, HeadStats, MetricMetadata, MetricType};
 pub use index::{Index, SeriesRef};
+pub use remote::{MemoryRemote, RemoteBlocks, RemoteObject, RemoteStats};
 pub use wal::{FsyncPolicy, ReplayStats, Wal, WalOptions, WalRecord};
