@@ -179,7 +179,16 @@ remote_write:
                 r
             }
         };
-        let (theirs, ours) = (ask(prom_port).await, ask(ports.metrics).await);
+        // Prometheus' WAL watcher may still hold a last sample or staleness
+        // marker on a loaded machine: equal answers within a few seconds.
+        let settle = Instant::now() + Duration::from_secs(10);
+        let (theirs, ours) = loop {
+            let (theirs, ours) = (ask(prom_port).await, ask(ports.metrics).await);
+            if ours == theirs || Instant::now() > settle {
+                break (theirs, ours);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
         assert!(
             !theirs.is_empty(),
             "{q}: prometheus answered nothing (ours: {ours:?})"

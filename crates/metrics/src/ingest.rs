@@ -351,3 +351,115 @@ fn check_labels<L: LabelSet + std::fmt::Display>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use pharos_model::{MatchOp, Matcher};
+    use pharos_proto::{Message, prometheus as v1};
+    use pharos_tsdb::TsdbOptions;
+
+    use super::*;
+    use crate::store::TenantStore;
+
+    type Pairs<'a> = &'a [(&'a str, &'a str)];
+
+    fn request(series: &[(Pairs<'_>, i64, f64)]) -> Vec<u8> {
+        v1::WriteRequest {
+            timeseries: series
+                .iter()
+                .map(|(labels, t, v)| v1::TimeSeries {
+                    labels: labels
+                        .iter()
+                        .map(|(n, v)| v1::Label {
+                            name: (*n).into(),
+                            value: (*v).into(),
+                        })
+                        .collect(),
+                    samples: vec![v1::Sample {
+                        value: *v,
+                        timestamp: *t,
+                    }],
+                    ..Default::default()
+                })
+                .collect(),
+            metadata: vec![],
+        }
+        .encode_to_vec()
+    }
+
+    /// The borrowed-labels path (batched lookup and append in the TSDB)
+    /// stores and refuses exactly what the owned path does, including a
+    /// series repeated in one request and a conflicting duplicate.
+    #[test]
+    fn raw_and_owned_appends_agree() {
+        let a: Pairs<'_> = &[("__name__", "up"), ("job", "a")];
+        // unsorted on the wire, and with an empty (absent) label
+        let b: Pairs<'_> = &[("job", "b"), ("__name__", "up"), ("x", "")];
+        let c: Pairs<'_> = &[("__name__", "temp"), ("room", "ü")];
+        let first = request(&[(a, 1000, 1.0), (b, 1000, 2.0), (a, 2000, 3.0)]);
+        let second = request(&[
+            (a, 2000, 3.0),      // a retry: a duplicate, accepted
+            (b, 1000, 9.0),      // conflicts with the stored 2.0
+            (c, 3000, f64::NAN), // a new series among known ones
+            (a, 3000, 4.0),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let store = TenantStore::open(dir.path(), TsdbOptions::default()).unwrap();
+        let (raw_t, owned_t) = (
+            TenantId::parse("raw").unwrap(),
+            TenantId::parse("owned").unwrap(),
+        );
+        for body in [first, second] {
+            let raw = decode_v1(&body).unwrap();
+            let owned = decode(&body, Protocol::V1).unwrap();
+            let x = store.append_raw(&raw_t, &raw).unwrap();
+            let y = store.append(&owned_t, owned.series).unwrap();
+            assert_eq!(x, y);
+        }
+        let last = store.append_raw(&raw_t, &decode_v1(&request(&[(b, 1000, 9.0)])).unwrap());
+        let last = last.unwrap();
+        assert_eq!(last.samples_written, 0);
+        assert!(last.rejected[0].contains(r#"job="b""#), "{last:?}");
+
+        let select = |t: &TenantId| {
+            store
+                .get(t)
+                .unwrap()
+                .select(
+                    &[Matcher::new(MatchOp::Regex, "__name__", ".+").unwrap()],
+                    0,
+                    10_000,
+                )
+                .unwrap()
+                .into_iter()
+                .map(|(l, s)| {
+                    let s: Vec<(i64, u64)> = s.iter().map(|x| (x.t, x.v.to_bits())).collect();
+                    (l.to_string(), s)
+                })
+                .collect::<Vec<_>>()
+        };
+        let got = select(&raw_t);
+        assert_eq!(got, select(&owned_t));
+        assert_eq!(
+            got,
+            vec![
+                (
+                    r#"{__name__="temp", room="ü"}"#.to_string(),
+                    vec![(3000, f64::NAN.to_bits())]
+                ),
+                (
+                    r#"{__name__="up", job="a"}"#.to_string(),
+                    vec![
+                        (1000, 1f64.to_bits()),
+                        (2000, 3f64.to_bits()),
+                        (3000, 4f64.to_bits())
+                    ]
+                ),
+                (
+                    r#"{__name__="up", job="b"}"#.to_string(),
+                    vec![(1000, 2f64.to_bits())]
+                ),
+            ]
+        );
+    }
+}

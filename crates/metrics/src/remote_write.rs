@@ -258,6 +258,7 @@ impl<'a> Reader<'a> {
         self.buf.is_empty()
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<u64, WriteError> {
         // keys and lengths below 128, most of them, are one byte
         if let Some((&b, rest)) = self.buf.split_first()
@@ -266,6 +267,11 @@ impl<'a> Reader<'a> {
             self.buf = rest;
             return Ok(u64::from(b));
         }
+        self.varint_long()
+    }
+
+    #[cold]
+    fn varint_long(&mut self) -> Result<u64, WriteError> {
         let mut v = 0u64;
         for (i, &b) in self.buf.iter().take(10).enumerate() {
             v |= u64::from(b & 0x7f) << (7 * i);
@@ -281,6 +287,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next field number and wire type.
+    #[inline]
     fn key(&mut self) -> Result<(u32, u8), WriteError> {
         let k = self.varint()?;
         let k = u32::try_from(k).map_err(|_| pb_err(format!("invalid key value: {k}")))?;
@@ -498,12 +505,14 @@ fn validate_v1(out: &mut RawBatch) -> Result<(), WriteError> {
     for i in 0..out.series.len() {
         let s = out.series[i];
         let labels = out.labels.get_mut(s.labels.range()).unwrap_or_default();
-        // senders sort; only sort (stably, as the owned path did) when needed
-        if labels.windows(2).any(|w| name_of(&w[0]) > name_of(&w[1])) {
+        // senders sort; only sort (stably, as the owned path did) when
+        // needed, and strictly increasing names cannot repeat
+        let increasing = labels.windows(2).all(|w| name_of(&w[0]) < name_of(&w[1]));
+        if !increasing {
             labels.sort_by(|a, b| name_of(a).cmp(name_of(b)));
         }
         let labels: &[RawLabel] = labels;
-        validate_sorted(labels.len(), |j| {
+        validate_sorted(labels.len(), !increasing, |j| {
             let l = &labels[j];
             (text(arena, l.name), text(arena, l.value))
         })?;
@@ -630,12 +639,14 @@ fn is_label_name(s: &str) -> bool {
 /// remote_write: a valid metric name, valid label names, no duplicates.
 /// `pair(i)` gives the `n` labels sorted by name (stably); empty values are
 /// still present here and mean "absent".
+/// `may_repeat: false` says the names are known to be unique.
 fn validate_sorted<'a>(
     n: usize,
+    may_repeat: bool,
     pair: impl Fn(usize) -> (&'a str, &'a str),
 ) -> Result<(), WriteError> {
     let show = || Labels::from_pairs((0..n).map(&pair)).to_string();
-    for i in 1..n {
+    for i in (1..n).filter(|_| may_repeat) {
         if pair(i - 1).0 == pair(i).0 {
             return Err(WriteError::DuplicateLabel {
                 label: pair(i).0.to_owned(),
@@ -670,7 +681,9 @@ fn validate_sorted<'a>(
 /// [`validate_sorted`] for owned pairs in any order; builds the set.
 fn validate_labels(mut pairs: Vec<(String, String)>) -> Result<Labels, WriteError> {
     pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    validate_sorted(pairs.len(), |i| (pairs[i].0.as_str(), pairs[i].1.as_str()))?;
+    validate_sorted(pairs.len(), true, |i| {
+        (pairs[i].0.as_str(), pairs[i].1.as_str())
+    })?;
     let labels = pairs
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
