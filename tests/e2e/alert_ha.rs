@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::routing::post;
 
-use crate::support::{Proc, client, free_port, wait_ready};
+use crate::support::{Proc, client, free_port, get_text, metric_value, wait_ready};
 
 type Got = Arc<Mutex<Vec<serde_json::Value>>>;
 
@@ -83,18 +83,12 @@ async fn status(c: &reqwest::Client, base: &str) -> serde_json::Value {
 
 /// This replica's `alertmanager_peer_position` from its `/metrics`.
 async fn position(c: &reqwest::Client, base: &str) -> u32 {
-    let text = c
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("alertmanager_peer_position "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no alertmanager_peer_position in /metrics:\n{text}"))
+    let text = get_text(c, &format!("{base}/metrics")).await;
+    assert!(
+        text.contains("alertmanager_peer_position "),
+        "no alertmanager_peer_position in /metrics:\n{text}"
+    );
+    metric_value(&text, "alertmanager_peer_position ") as u32
 }
 
 async fn post_both(c: &reqwest::Client, bases: &[&str], alerts: &serde_json::Value) {

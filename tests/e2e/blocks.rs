@@ -194,19 +194,8 @@ async fn blocks_in_the_object_store_outlive_the_local_disk() {
         after == before,
         "the same samples, bit for bit, from the bucket"
     );
-    let metrics = c
-        .get(format!("{base2}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let downloads: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("pharos_tsdb_block_downloads_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no pharos_tsdb_block_downloads_total:\n{metrics}"));
+    let metrics = get_text(&c, &format!("{base2}/metrics")).await;
+    let downloads = metric_value(&metrics, "pharos_tsdb_block_downloads_total ");
     assert!(downloads >= 1.0, "the answer came through the cache");
     server2.signal("TERM");
     let _ = server2.wait_exit(Duration::from_secs(10));

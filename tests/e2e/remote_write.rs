@@ -42,13 +42,6 @@ fn start_exporter(stop: Arc<AtomicBool>) -> u16 {
     port
 }
 
-fn metric_value(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum()
-}
-
 #[tokio::test]
 async fn prometheus_remote_write_is_received_completely() {
     let Some(prometheus) = which("prometheus") else {
@@ -136,7 +129,7 @@ remote_write:
             .text()
             .await
             .unwrap();
-        let o = c.get(&ours).send().await.unwrap().text().await.unwrap();
+        let o = get_text(&c, &ours).await;
         let pending = metric_value(&p, "prometheus_remote_storage_samples_pending");
         let failed = metric_value(&p, "prometheus_remote_storage_samples_failed_total");
         assert_eq!(failed, 0.0, "prometheus failed to send samples");
@@ -201,7 +194,7 @@ remote_write:
         sent, received,
         "prometheus sent {sent}, metrics-server received {received}"
     );
-    let o = c.get(&ours).send().await.unwrap().text().await.unwrap();
+    let o = get_text(&c, &ours).await;
     assert_eq!(
         metric_value(&o, "pharos_remote_write_samples_discarded_total"),
         0.0,

@@ -265,6 +265,20 @@ pub fn promtool_check_metrics(promtool: &Path, text: &str) -> Result<(), String>
     }
 }
 
+/// The body of a GET as text (a `/metrics` page, say).
+pub async fn get_text(c: &reqwest::Client, url: &str) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// The sum of every sample in exposition `text` whose line starts with
+/// `prefix` (a metric name, or a name and the start of its labels).
+pub fn metric_value(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 pub async fn get_json(c: &reqwest::Client, url: &str) -> serde_json::Value {
     c.get(url).send().await.unwrap().json().await.unwrap()
 }

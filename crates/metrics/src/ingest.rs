@@ -47,6 +47,9 @@ pub struct AppendOutcome {
     pub samples_written: usize,
     /// One message per refused series or sample run, naming the series.
     pub rejected: Vec<String>,
+    /// How many of `rejected` are new series refused by the tenant's
+    /// active-series limit.
+    pub series_limited: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -294,10 +297,14 @@ async fn store(
             );
         }
     };
-    if !outcome.rejected.is_empty() {
+    let limited = outcome.series_limited.min(outcome.rejected.len());
+    if limited > 0 {
+        ing.discarded.with(&["series_limit"]).add(limited as f64);
+    }
+    if outcome.rejected.len() > limited {
         ing.discarded
             .with(&["rejected_by_tsdb"])
-            .add(outcome.rejected.len() as f64);
+            .add((outcome.rejected.len() - limited) as f64);
     }
     rejected.extend(outcome.rejected);
     let resp = match rejected.first() {
@@ -385,6 +392,48 @@ mod tests {
             metadata: vec![],
         }
         .encode_to_vec()
+    }
+
+    /// New series over the tenant's active-series limit get a 400 naming
+    /// the limit and its value, are counted by reason, and do not stop the
+    /// rest of the request.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn series_over_the_active_series_limit_are_refused_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = TsdbOptions::default();
+        opts.head.max_series = 2;
+        let tsdb = Arc::new(TenantStore::open(dir.path(), opts).unwrap());
+        let registry = Registry::new();
+        let ing = Ingest::new(tsdb, &LimitsConfig::default(), &registry);
+        let tenant = TenantId::anonymous();
+        let body = request(&[
+            (&[("__name__", "up"), ("job", "a")], 1000, 1.0),
+            (&[("__name__", "up"), ("job", "b")], 1000, 1.0),
+            (&[("__name__", "up"), ("job", "c")], 1000, 1.0),
+        ]);
+        let batch = Batch::Raw(decode_v1(&body).unwrap());
+        let (resp, written) = store(&ing, &tenant, batch, "1.0").await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(written, 2, "the series within the limit are stored");
+        let text = String::from_utf8(
+            axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap();
+        assert!(
+            text.contains("series limit of 2") && text.contains("max_active_series"),
+            "{text}"
+        );
+        assert!(text.contains(r#"job="c""#), "{text}");
+        let metrics = registry.render();
+        assert!(
+            metrics.contains(
+                r#"pharos_remote_write_samples_discarded_total{reason="series_limit"} 1"#
+            ),
+            "{metrics}"
+        );
     }
 
     /// The borrowed-labels path (batched lookup and append in the TSDB)

@@ -211,6 +211,19 @@ impl TenantStore {
     }
 }
 
+/// What the receiver answers for a TSDB append report.
+fn outcome(report: &pharos_tsdb::AppendReport) -> AppendOutcome {
+    AppendOutcome {
+        samples_written: report.added + report.duplicates,
+        rejected: report.errors.iter().map(|e| e.error.to_string()).collect(),
+        series_limited: report
+            .errors
+            .iter()
+            .filter(|e| matches!(e.error, TsdbError::SeriesLimit { .. }))
+            .count(),
+    }
+}
+
 fn sink_error(e: &TsdbError) -> SinkError {
     SinkError {
         class: e.class(),
@@ -229,10 +242,7 @@ impl SampleSink for TenantStore {
         }
         let db = self.get_or_open(tenant).map_err(|e| sink_error(&e))?;
         let report = db.append(&series).map_err(|e| sink_error(&e))?;
-        Ok(AppendOutcome {
-            samples_written: report.added + report.duplicates,
-            rejected: report.errors.iter().map(|e| e.error.to_string()).collect(),
-        })
+        Ok(outcome(&report))
     }
 
     fn append_raw(&self, tenant: &TenantId, batch: &RawBatch) -> Result<AppendOutcome, SinkError> {
@@ -243,10 +253,7 @@ impl SampleSink for TenantStore {
         // borrowed labels: the TSDB allocates only for series it has not seen
         let series: Vec<_> = batch.iter().collect();
         let report = db.append(&series).map_err(|e| sink_error(&e))?;
-        Ok(AppendOutcome {
-            samples_written: report.added + report.duplicates,
-            rejected: report.errors.iter().map(|e| e.error.to_string()).collect(),
-        })
+        Ok(outcome(&report))
     }
 
     fn set_metadata(&self, tenant: &TenantId, metadata: &[Metadata]) {

@@ -463,6 +463,11 @@ async fn open_metrics_store(
 ) -> anyhow::Result<Arc<pharos_metrics::TenantStore>> {
     let root = cfg.metrics.local_path.join("tsdb");
     let opts = pharos_tsdb::TsdbOptions {
+        head: pharos_tsdb::HeadOptions {
+            // every tenant's own head: the limit is per tenant
+            max_series: usize::try_from(cfg.limits.max_active_series).unwrap_or(usize::MAX),
+            ..Default::default()
+        },
         retention: Some(cfg.metrics.retention_time.as_std()),
         retention_size: cfg.metrics.retention_size.map(|b| b.as_u64()),
         cache_size: cfg.metrics.block_cache_size.as_u64(),

@@ -382,7 +382,16 @@ impl Tsdb {
         })?;
         report.new_series += created;
         for (&i, r) in want.iter().zip(got) {
-            refs[i] = Some(r);
+            refs[i] = r;
+            if r.is_none() {
+                report.errors.push(SeriesError {
+                    index: i,
+                    error: TsdbError::SeriesLimit {
+                        limit: self.head.options().max_series,
+                        series: batch[i].0.to_string(),
+                    },
+                });
+            }
         }
         Ok(())
     }
@@ -994,6 +1003,37 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn series_limit_refuses_new_series_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = opts();
+        o.head.max_series = 3;
+        let db = Tsdb::open(dir.path(), o).unwrap();
+        let batch: Vec<(Labels, Vec<Sample>)> = (0..5)
+            .map(|i| (series("m", i), vec![Sample::new(1, i as f64)]))
+            .collect();
+        let rep = db.append(&batch).unwrap();
+        assert_eq!((rep.new_series, rep.added), (3, 3));
+        let refused: Vec<usize> = rep.errors.iter().map(|e| e.index).collect();
+        assert_eq!(refused, vec![3, 4]);
+        let msg = rep.errors[0].error.to_string();
+        assert!(
+            msg.contains("series limit of 3") && msg.contains("max_active_series"),
+            "{msg}"
+        );
+        assert!(msg.contains(r#"instance="h3""#), "{msg}");
+        assert_eq!(rep.errors[0].error.class(), ErrorClass::BadRequest);
+        // known series keep taking samples at the limit; a new one still cannot
+        let rep = db
+            .append(&[
+                (series("m", 0), vec![Sample::new(2, 1.0)]),
+                (series("m", 9), vec![Sample::new(2, 1.0)]),
+            ])
+            .unwrap();
+        assert_eq!((rep.new_series, rep.added, rep.errors.len()), (0, 1, 1));
+        assert_eq!(db.stats().series, 3);
     }
 
     #[test]

@@ -26,6 +26,12 @@ pub enum TsdbError {
     #[error("invalid labels {series}: {reason}")]
     InvalidLabels { series: String, reason: String },
 
+    /// A new series over the tenant's active-series limit.
+    #[error(
+        "per-tenant series limit of {limit} exceeded (limits.max_active_series), series: '{series}'"
+    )]
+    SeriesLimit { limit: usize, series: String },
+
     /// A selector Prometheus would refuse too.
     #[error("{0}")]
     InvalidSelector(String),
@@ -74,6 +80,7 @@ impl Classify for TsdbError {
             Self::DuplicateSample { .. }
             | Self::OutOfBounds { .. }
             | Self::InvalidLabels { .. }
+            | Self::SeriesLimit { .. }
             | Self::InvalidSelector(_) => ErrorClass::BadRequest,
             Self::Io { .. } | Self::WalFailed(_) => ErrorClass::Unavailable,
             Self::Corrupt { .. } => ErrorClass::Internal,

@@ -35,6 +35,9 @@ pub struct HeadOptions {
     /// Chunks never span a multiple of this, so they fall cleanly into
     /// blocks of the same range.
     pub chunk_range: Duration,
+    /// Most series the head may hold at once (the tenant's active series);
+    /// new series beyond it are refused. 0 means no limit.
+    pub max_series: usize,
 }
 
 impl Default for HeadOptions {
@@ -43,6 +46,7 @@ impl Default for HeadOptions {
             out_of_order_window: Duration::from_secs(600),
             chunk_samples: 120,
             chunk_range: Duration::from_secs(2 * 3600),
+            max_series: 0,
         }
     }
 }
@@ -451,17 +455,25 @@ impl Head {
 
     /// Creates the series not yet present, calling `log` with the new ones
     /// before they become visible, so the WAL holds a series before any
-    /// sample referring to it. Returns the ref of every input, in order.
+    /// sample referring to it. Returns the ref of every input, in order;
+    /// `None` for a new series refused because the head holds
+    /// `max_series` already.
     pub(crate) fn get_or_create(
         &self,
         labels: &[&Labels],
         log: impl FnOnce(&[(SeriesRef, &Labels)]) -> Result<(), TsdbError>,
-    ) -> Result<Vec<SeriesRef>, TsdbError> {
+    ) -> Result<Vec<Option<SeriesRef>>, TsdbError> {
         for l in labels {
             validate_labels(l)?;
         }
         let _creating = lock(&self.create);
         let mut refs = self.resolve(labels);
+        // under the creation lock: concurrent writers cannot both take the
+        // last free places
+        let mut room = match self.opts.max_series {
+            0 => usize::MAX,
+            max => max.saturating_sub(read(&self.index).len()),
+        };
         let mut new: Vec<(SeriesRef, &Labels)> = Vec::new();
         let mut fresh: HashMap<&Labels, SeriesRef> = HashMap::new();
         for (slot, l) in refs.iter_mut().zip(labels) {
@@ -469,11 +481,17 @@ impl Head {
                 continue;
             }
             // the same new series twice in one batch gets one ref
-            let r = *fresh.entry(*l).or_insert_with(|| {
-                let r = self.next_ref.fetch_add(1, Ordering::Relaxed);
-                new.push((r, *l));
-                r
-            });
+            if let Some(&r) = fresh.get(*l) {
+                *slot = Some(r);
+                continue;
+            }
+            if room == 0 {
+                continue;
+            }
+            room -= 1;
+            let r = self.next_ref.fetch_add(1, Ordering::Relaxed);
+            new.push((r, *l));
+            fresh.insert(*l, r);
             *slot = Some(r);
         }
         if !new.is_empty() {
@@ -483,7 +501,7 @@ impl Head {
                 self.insert_series(&mut index, *r, l);
             }
         }
-        Ok(refs.into_iter().map(|r| r.unwrap_or(0)).collect())
+        Ok(refs)
     }
 
     /// Recreates a series under a known ref (WAL replay).
@@ -1034,7 +1052,7 @@ mod tests {
     }
 
     fn add(h: &Head, l: &Labels, samples: &[(i64, f64)]) -> Result<usize, TsdbError> {
-        let r = h.get_or_create(&[l], |_| Ok(()))?[0];
+        let r = h.get_or_create(&[l], |_| Ok(()))?[0].unwrap_or(0);
         let s: Vec<Sample> = samples.iter().map(|&(t, v)| Sample::new(t, v)).collect();
         h.append_series(r, &s, false, |_, _| {})
             .map_err(|e| e.unwrap_or(TsdbError::InvalidSelector("gone".into())))
