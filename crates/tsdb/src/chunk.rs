@@ -1,7 +1,8 @@
 //! Compressed chunks of samples, descended from Facebook's Gorilla format:
 //! variable-length timestamp residuals and either XOR-compressed values or,
 //! when every value is a decimal number with few digits (what exporters
-//! print), integer deltas of the scaled value. Every f64 bit pattern
+//! print), integer deltas of the scaled value (in prefix-coded buckets, or
+//! bit-packed at one width chosen per chunk). Every f64 bit pattern
 //! round-trips exactly (NaN payloads, the staleness marker, -0.0,
 //! infinities, subnormals): a value that the integer encoding cannot
 //! reproduce bit for bit is stored raw.
@@ -22,9 +23,15 @@ pub const HEADER_LEN: usize = 4;
 /// Most samples one chunk can hold (the count is a u16).
 pub const MAX_SAMPLES: usize = u16::MAX as usize;
 
-/// Largest decimal exponent: 10^e is exact in an f64 up to 10^22, and more
-/// digits than this do not occur in exporter output.
-pub const MAX_EXPONENT: u8 = 18;
+/// Largest decimal exponent (decimals after the point): 10^e is exact in
+/// an f64 up to 10^22, and more digits than this do not occur in exporter
+/// output.
+pub const MAX_EXPONENT: i8 = 18;
+/// Smallest decimal exponent: a negative exponent `-z` stores values with
+/// `z` trailing zeros (byte and file counts rounded by the kernel or the
+/// exporter, e.g. 123456 * 10^4) as the integer without them. The header
+/// has room for 13 such exponents next to the 19 non-negative ones.
+pub const MIN_EXPONENT: i8 = -13;
 
 const POW10: [f64; MAX_EXPONENT as usize + 1] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
@@ -62,6 +69,11 @@ const DEFAULT_INT_BITS: u8 = 7;
 /// Widths [`ChunkAppender::finish_best`] considers.
 const INT_BITS_CANDIDATES: [u8; 13] = [2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 17, 20, 24];
 
+/// Value encoding families for [`ChunkIter::decode_as`].
+const V_XOR: u8 = 0;
+const V_INT: u8 = 1;
+const V_PACKED: u8 = 2;
+
 /// `leading` meaning "no XOR window yet", forcing the next non-zero XOR to
 /// spell out its window.
 const NO_WINDOW: u8 = 0xff;
@@ -85,14 +97,25 @@ pub enum ValueEncoding {
     /// Gorilla XOR against the previous value.
     Xor,
     /// `v * 10^e` as an integer, stored as delta of deltas. `e` is the
-    /// exponent actually used; the appender may raise the one asked for to
-    /// fit the first value. `k` is the payload width of the smallest
-    /// residual bucket.
-    IntDod { e: u8, k: u8 },
+    /// exponent actually used, in `MIN_EXPONENT..=MAX_EXPONENT` (negative:
+    /// the values' trailing zeros are dropped); the appender may raise the
+    /// one asked for to fit the first value. `k` is the payload width of
+    /// the smallest residual bucket.
+    IntDod { e: i8, k: u8 },
     /// `v * 10^e` as an integer, stored as deltas ("same delta again" is
     /// one bit). Better than delta of deltas for counters with varying
     /// increments and for wandering gauges.
-    IntDelta { e: u8, k: u8 },
+    IntDelta { e: i8, k: u8 },
+    /// `v * 10^e` as an integer; each sample stores `x - base` in exactly
+    /// `w` bits, where `x` is the integer itself or (`delta`) its
+    /// difference from the previous one. No bucket prefixes: for counters
+    /// with irregular increments and for noisy gauges this is the
+    /// information and nothing else. The all-ones pattern escapes values
+    /// outside the range. `base` is written in the stream before the first
+    /// value (it is 0 for [`ChunkAppender::with_encoding`]);
+    /// [`ChunkAppender::finish_best`] picks `w` and `base` from the chunk's
+    /// data.
+    IntPacked { e: i8, w: u8, delta: bool },
 }
 
 /// A chunk's encoding, as recorded in its header.
@@ -122,8 +145,11 @@ impl Encoding {
         };
         let (v, k) = match self.value {
             ValueEncoding::Xor => (0, 0),
-            ValueEncoding::IntDod { e, k } => (0x20 | e, k),
-            ValueEncoding::IntDelta { e, k } => (0x40 | e, k),
+            ValueEncoding::IntDod { e, k } => (0x20 | exponent_field(e), k),
+            ValueEncoding::IntDelta { e, k } => (0x40 | exponent_field(e), k),
+            ValueEncoding::IntPacked { e, w, delta, .. } => {
+                (0x60 | exponent_field(e), if delta { 0x80 } else { 0 } | w)
+            }
         };
         [t | v, k]
     }
@@ -134,12 +160,18 @@ impl Encoding {
         } else {
             TimeEncoding::DeltaOfDelta
         };
-        let e = b & 0x1f;
-        let int_ok = e <= MAX_EXPONENT && (MIN_INT_BITS..=MAX_INT_BITS).contains(&k);
+        let field = b & 0x1f;
+        let e = field_exponent(field);
+        let int_ok = (MIN_INT_BITS..=MAX_INT_BITS).contains(&k);
         let value = match (b >> 5) & 0x3 {
-            0 if e == 0 && k == 0 => ValueEncoding::Xor,
+            0 if field == 0 && k == 0 => ValueEncoding::Xor,
             1 if int_ok => ValueEncoding::IntDod { e, k },
             2 if int_ok => ValueEncoding::IntDelta { e, k },
+            3 if (1..=64).contains(&(k & 0x7f)) => ValueEncoding::IntPacked {
+                e,
+                w: k & 0x7f,
+                delta: k & 0x80 != 0,
+            },
             _ => return None,
         };
         Some(Self { time, value })
@@ -152,47 +184,101 @@ impl Encoding {
         }
     }
 
-    fn exponent(self) -> Option<u8> {
+    fn exponent(self) -> Option<i8> {
         match self.value {
             ValueEncoding::Xor => None,
-            ValueEncoding::IntDod { e, .. } | ValueEncoding::IntDelta { e, .. } => Some(e),
+            ValueEncoding::IntDod { e, .. }
+            | ValueEncoding::IntDelta { e, .. }
+            | ValueEncoding::IntPacked { e, .. } => Some(e),
         }
     }
 
-    fn with_exponent(self, e: u8) -> Self {
+    fn with_exponent(self, e: i8) -> Self {
         let value = match self.value {
             ValueEncoding::Xor => ValueEncoding::Xor,
             ValueEncoding::IntDod { k, .. } => ValueEncoding::IntDod { e, k },
             ValueEncoding::IntDelta { k, .. } => ValueEncoding::IntDelta { e, k },
+            ValueEncoding::IntPacked { w, delta, .. } => ValueEncoding::IntPacked { e, w, delta },
         };
         Self { value, ..self }
     }
 }
 
-/// `v` as an integer scaled by 10^e, when dividing back gives exactly the
-/// same bits. Division by an exact power of ten is correctly rounded, so a
-/// value parsed from a decimal string with at most `e` decimals (what
+/// The header's 5-bit exponent field: `e` itself for `0..=18` (the only
+/// values older writers used), `18 - e` (19..=31) for negative `e`.
+fn exponent_field(e: i8) -> u8 {
+    if e >= 0 {
+        e.unsigned_abs()
+    } else {
+        MAX_EXPONENT.unsigned_abs() + e.unsigned_abs()
+    }
+}
+
+/// Inverse of [`exponent_field`] for any 5-bit field.
+fn field_exponent(field: u8) -> i8 {
+    let f = (field & 0x1f) as i8;
+    if f <= MAX_EXPONENT {
+        f
+    } else {
+        MAX_EXPONENT - f
+    }
+}
+
+/// The value an integer `m` stands for at exponent `e`: `m / 10^e`, or
+/// `m * 10^-e` for negative `e`. Both the f64 division and multiplication
+/// by an exact power of ten are correctly rounded, so the result is a
+/// pure function of `(m, e)`; the encoder checks it against the bits it
+/// stores, the decoder computes exactly this.
+#[inline(always)]
+fn unscale(m: i64, e: i8) -> f64 {
+    let x = m as f64;
+    match e {
+        // integers (most counters) skip the division: x / 1.0 is x
+        0 => x,
+        1.. => x / POW10[e.unsigned_abs() as usize],
+        _ => x * POW10[e.unsigned_abs() as usize],
+    }
+}
+
+/// `v` as an integer scaled by 10^e, when [`unscale`] gives back exactly
+/// the same bits. Division by an exact power of ten is correctly rounded,
+/// so a value parsed from a decimal string with at most `e` decimals (what
 /// exporters emit) always qualifies; -0.0, NaN and infinities never do.
-fn scaled(v: f64, e: u8) -> Option<i64> {
-    let p = POW10[usize::from(e)];
-    let x = (v * p).round();
+fn scaled(v: f64, e: i8) -> Option<i64> {
+    let p = POW10[e.unsigned_abs() as usize];
+    let x = if e >= 0 { v * p } else { v / p }.round();
     // also refuses NaN, whose comparisons are all false
     if x.is_nan() || x.abs() > INT_LIMIT {
         return None;
     }
     let m = x as i64;
-    ((m as f64 / p).to_bits() == v.to_bits()).then_some(m)
+    (unscale(m, e).to_bits() == v.to_bits()).then_some(m)
 }
 
-/// The fewest decimals that represent `v` exactly, if any do.
-fn min_exponent(v: f64) -> Option<u8> {
-    (0..=MAX_EXPONENT).find(|&e| scaled(v, e).is_some())
+/// The smallest exponent that represents `v` exactly, if any does: the
+/// fewest decimals, or for integers the most trailing zeros dropped.
+fn min_exponent(v: f64) -> Option<i8> {
+    let Some(m) = scaled(v, 0) else {
+        return (1..=MAX_EXPONENT).find(|&e| scaled(v, e).is_some());
+    };
+    if m == 0 {
+        return Some(MIN_EXPONENT);
+    }
+    // an integer: its trailing decimal zeros give the candidate, checked
+    // bit for bit like any other (huge doubles may not divide back)
+    let mut z = 0i8;
+    let mut q = m;
+    while z < -MIN_EXPONENT && q % 10 == 0 {
+        q /= 10;
+        z += 1;
+    }
+    (-z..=0).find(|&e| scaled(v, e).is_some())
 }
 
 /// The first-bucket width that encodes these samples' integer residuals
 /// in the fewest bits, computed from the residuals rather than by encoding
 /// once per candidate.
-fn best_int_bits(samples: &[Sample], e: u8, by_delta: bool) -> u8 {
+fn best_int_bits(samples: &[Sample], e: i8, by_delta: bool) -> u8 {
     let mut residuals: Vec<i64> = Vec::with_capacity(samples.len());
     let (mut m0, mut d0) = (0i64, 0i64);
     for s in samples {
@@ -231,6 +317,65 @@ fn fits_signed(v: i64, bits: u32) -> bool {
     (-half..half).contains(&v)
 }
 
+/// The escape pattern of a `w`-bit packed field: all ones.
+fn low_mask(w: u32) -> u64 {
+    if w >= 64 { u64::MAX } else { (1u64 << w) - 1 }
+}
+
+fn zigzag(x: i64) -> u64 {
+    ((x << 1) ^ (x >> 63)) as u64
+}
+
+fn unzigzag(z: u64) -> i64 {
+    ((z >> 1) as i64) ^ -((z & 1) as i64)
+}
+
+/// Bits of a length-prefixed integer: 7 bits of length, then the zigzag
+/// form without its leading zeros.
+fn long_bits(x: i64) -> u64 {
+    7 + u64::from(64 - zigzag(x).leading_zeros())
+}
+
+/// The `(bits, base, w)` that pack these samples' integers (or deltas) in
+/// about the fewest value bits (escapes estimated, raw values left out):
+/// the range between two order statistics near the ends, so a counter
+/// reset or the first delta becomes one escape instead of widening every
+/// sample.
+fn best_packing(samples: &[Sample], e: i8, by_delta: bool) -> (u64, i64, u8) {
+    let mut xs: Vec<i64> = Vec::with_capacity(samples.len());
+    let mut prev = 0i64;
+    for s in samples {
+        if let Some(m) = scaled(s.v, e) {
+            xs.push(if by_delta { m - prev } else { m });
+            prev = m;
+        }
+    }
+    xs.sort_unstable();
+    let n = xs.len();
+    let (Some(&first), Some(&last)) = (xs.first(), xs.last()) else {
+        return (0, 0, 1);
+    };
+    let escape = 1 + long_bits(first).max(long_bits(last));
+    let mut best = (u64::MAX, 0i64, 1u8);
+    for lo in 0..n.min(3) {
+        for hi in 0..(n - lo).min(3) {
+            let base = xs[lo];
+            // values up to base + span - 1 must stay below the escape
+            let span = xs[n - 1 - hi].abs_diff(base).saturating_add(1);
+            let w = (64 - span.leading_zeros()).clamp(1, 64);
+            let top = i128::from(base) + i128::from(low_mask(w)) - 1;
+            let inside =
+                xs.partition_point(|&x| i128::from(x) <= top) - xs.partition_point(|&x| x < base);
+            let escapes = (n - inside) as u64;
+            let cost = n as u64 * u64::from(w) + escapes * escape + long_bits(base);
+            if cost < best.0 {
+                best = (cost, base, w as u8);
+            }
+        }
+    }
+    best
+}
+
 fn sign_extend(raw: u64, bits: u32) -> i64 {
     let shift = 64 - bits;
     ((raw << shift) as i64) >> shift
@@ -267,14 +412,29 @@ impl Chunk {
     /// [`Chunk::from_bytes`] in the same pass: returns false, leaving `out`
     /// as it was, for data that would not make a chunk.
     pub fn decode_checked(data: &[u8], mint: i64, maxt: i64, out: &mut Vec<Sample>) -> bool {
-        let before = out.len();
-        let mut it = ChunkIter::new(data);
+        let it = ChunkIter::new(data);
         if it.remaining == 0 {
             return false;
         }
+        match it.st.enc.value {
+            ValueEncoding::Xor => Self::decode_checked_as::<V_XOR>(it, mint, maxt, out),
+            ValueEncoding::IntPacked { .. } => {
+                Self::decode_checked_as::<V_PACKED>(it, mint, maxt, out)
+            }
+            _ => Self::decode_checked_as::<V_INT>(it, mint, maxt, out),
+        }
+    }
+
+    fn decode_checked_as<const V: u8>(
+        mut it: ChunkIter<'_>,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<Sample>,
+    ) -> bool {
+        let before = out.len();
         out.reserve(it.remaining);
         while it.remaining > 0 {
-            let Some(s) = it.decode_next() else {
+            let Some(s) = it.decode_as::<V>() else {
                 out.truncate(before);
                 return false;
             };
@@ -343,6 +503,8 @@ struct State {
     trailing: u8,
     m: i64,
     m_delta: i64,
+    /// Packed encoding: the offset of every stored integer.
+    base: i64,
 }
 
 impl State {
@@ -357,6 +519,7 @@ impl State {
             trailing: 0,
             m: 0,
             m_delta: 0,
+            base: 0,
         }
     }
 
@@ -547,17 +710,18 @@ impl ChunkAppender {
             .filter_map(|s| min_exponent(s.v))
             .max()
             .unwrap_or(0);
-        let encode = |enc: Encoding| {
+        let encode = |enc: Encoding, base: i64| {
             let mut a = ChunkAppender::with_encoding(enc);
+            a.st.base = base;
             for s in &samples {
                 a.append(s.t, s.v);
             }
             a
         };
         let mut best = self;
-        let try_enc = |best: &mut ChunkAppender, enc: Encoding| {
-            if enc != best.st.enc {
-                let cand = encode(enc);
+        let try_enc = |best: &mut ChunkAppender, enc: Encoding, base: i64| {
+            if enc != best.st.enc || base != best.st.base {
+                let cand = encode(enc, base);
                 if cand.buf.len() < best.buf.len() {
                     *best = cand;
                 }
@@ -569,7 +733,7 @@ impl ChunkAppender {
                 time,
                 ..best.st.enc
             };
-            try_enc(&mut best, enc);
+            try_enc(&mut best, enc, 0);
         }
         for value in [
             ValueEncoding::IntDelta {
@@ -586,10 +750,30 @@ impl ChunkAppender {
                 value,
                 ..best.st.enc
             };
-            try_enc(&mut best, enc);
+            try_enc(&mut best, enc, 0);
         }
-        let enc = best.st.enc;
-        (best.finish(), enc)
+        // a packing fits one chunk's range; the next open chunk, appended
+        // before its data is known, keeps the best prefix encoding
+        let next = best.st.enc;
+        if next.value != ValueEncoding::Xor {
+            // both packings cost the same but for the values' bits, which
+            // are known without encoding
+            let (values, base, w) = best_packing(&samples, e, false);
+            let (deltas, d_base, d_w) = best_packing(&samples, e, true);
+            let (value, base) = if deltas < values {
+                let v = ValueEncoding::IntPacked {
+                    e,
+                    w: d_w,
+                    delta: true,
+                };
+                (v, d_base)
+            } else {
+                let v = ValueEncoding::IntPacked { e, w, delta: false };
+                (v, base)
+            };
+            try_enc(&mut best, Encoding { value, ..next }, base);
+        }
+        (best.finish(), next)
     }
 
     fn put_t(&mut self, r: i64) {
@@ -624,6 +808,10 @@ impl ChunkAppender {
             }
             ValueEncoding::IntDod { e, k } => (e, k, false),
             ValueEncoding::IntDelta { e, k } => (e, k, true),
+            ValueEncoding::IntPacked { e, w, delta } => {
+                self.put_packed(bits, e, u32::from(w), delta);
+                return;
+            }
         };
         self.st.v_bits = bits;
         let Some(m) = scaled(v, e) else {
@@ -649,6 +837,38 @@ impl ChunkAppender {
         }
         self.put(I_WIDE.0, I_WIDE.1);
         self.put(r as u64, 64);
+    }
+
+    fn put_packed(&mut self, bits: u64, e: i8, w: u32, by_delta: bool) {
+        let base = self.st.base;
+        self.st.v_bits = bits;
+        if self.count == 0 {
+            self.put_long(base);
+        }
+        let esc = low_mask(w);
+        let Some(m) = scaled(f64::from_bits(bits), e) else {
+            self.put(esc, w);
+            self.put(0, 1);
+            self.put(bits, 64);
+            return;
+        };
+        let x = if by_delta { m - self.st.m } else { m };
+        self.st.m = m;
+        let r = x.wrapping_sub(base) as u64;
+        if r < esc {
+            self.put(r, w);
+        } else {
+            self.put(esc, w);
+            self.put(1, 1);
+            self.put_long(x);
+        }
+    }
+
+    fn put_long(&mut self, x: i64) {
+        let z = zigzag(x);
+        let n = 64 - z.leading_zeros();
+        self.put(u64::from(n), 7);
+        self.put(z, n);
     }
 
     fn put_xor(&mut self, bits: u64) {
@@ -786,15 +1006,32 @@ impl<'a> ChunkIter<'a> {
         Some(())
     }
 
-    // inlined into the decoding loops: a call per field costs as much
-    // as the decoding
+    /// Decodes one sample, dispatching on the value encoding; the loops
+    /// over whole chunks dispatch once instead ([`ChunkIter::decode_as`]).
     #[inline(always)]
     fn decode_next(&mut self) -> Option<Sample> {
+        match self.st.enc.value {
+            ValueEncoding::Xor => self.decode_as::<V_XOR>(),
+            ValueEncoding::IntPacked { .. } => self.decode_as::<V_PACKED>(),
+            _ => self.decode_as::<V_INT>(),
+        }
+    }
+
+    // inlined into the decoding loops: a call per field costs as much
+    // as the decoding. `V` fixes the value encoding's family at compile
+    // time, so the XOR loop carries no integer code and the other way
+    // round.
+    #[inline(always)]
+    fn decode_as<const V: u8>(&mut self) -> Option<Sample> {
         let first = self.first;
         if first {
             self.first = false;
             self.st.t = self.get(64)? as i64;
             self.st.anchor = self.st.t;
+            if let ValueEncoding::IntPacked { .. } = self.st.enc.value {
+                // the packing's base follows the first timestamp
+                self.st.base = self.get_long()?;
+            }
         } else {
             // prefix and payload of the small buckets come from one peek
             let avail = self.avail();
@@ -818,15 +1055,20 @@ impl<'a> ChunkIter<'a> {
             self.st.advance_t(t, r);
         }
         let v_bits = match self.st.enc.value {
-            ValueEncoding::Xor if first => {
+            _ if V == V_XOR && first => {
                 // first value: see the encoder for why its window is dropped
                 let b = self.xor_value()?;
                 self.st.leading = NO_WINDOW;
                 b
             }
-            ValueEncoding::Xor => self.xor_value()?,
-            ValueEncoding::IntDod { e, k } => self.int_value(e, k, false)?,
-            ValueEncoding::IntDelta { e, k } => self.int_value(e, k, true)?,
+            _ if V == V_XOR => self.xor_value()?,
+            ValueEncoding::IntDod { e, k } if V == V_INT => self.int_value(e, k, false)?,
+            ValueEncoding::IntDelta { e, k } if V == V_INT => self.int_value(e, k, true)?,
+            ValueEncoding::IntPacked { e, w, delta } if V == V_PACKED => {
+                self.packed_value(e, u32::from(w), delta)?
+            }
+            // callers pass the family of the header's encoding
+            _ => return None,
         };
         self.st.v_bits = v_bits;
         Some(Sample::new(self.st.t, f64::from_bits(v_bits)))
@@ -835,7 +1077,7 @@ impl<'a> ChunkIter<'a> {
     // inlined into the decoding loops: a call per field costs as much
     // as the decoding
     #[inline(always)]
-    fn int_value(&mut self, e: u8, k: u8, by_delta: bool) -> Option<u64> {
+    fn int_value(&mut self, e: i8, k: u8, by_delta: bool) -> Option<u64> {
         let avail = self.avail();
         let w = self.peek();
         let r = match w.leading_ones().min(5) {
@@ -870,9 +1112,36 @@ impl<'a> ChunkIter<'a> {
         };
         self.st.m = self.st.m.wrapping_add(delta);
         self.st.m_delta = delta;
-        // integers (most counters) skip the division: x / 1.0 is x
-        let x = self.st.m as f64;
-        Some(if e == 0 { x } else { x / POW10[usize::from(e)] }.to_bits())
+        Some(unscale(self.st.m, e).to_bits())
+    }
+
+    #[inline(always)]
+    fn packed_value(&mut self, e: i8, w: u32, by_delta: bool) -> Option<u64> {
+        let r = self.get(w)?;
+        let x = if r != low_mask(w) {
+            self.st.base.wrapping_add(r as i64)
+        } else if self.get(1)? == 0 {
+            // raw value bits; the integer state is unchanged
+            return self.get(64);
+        } else {
+            self.get_long()?
+        };
+        self.st.m = if by_delta {
+            self.st.m.wrapping_add(x)
+        } else {
+            x
+        };
+        Some(unscale(self.st.m, e).to_bits())
+    }
+
+    // rare (the first sample and escapes): kept out of the decoding loops
+    #[inline(never)]
+    fn get_long(&mut self) -> Option<i64> {
+        let n = self.get(7)? as u32;
+        if n > 64 {
+            return None;
+        }
+        Some(unzigzag(self.get(n)?))
     }
 
     // inlined into the decoding loops: a call per field costs as much
@@ -915,10 +1184,20 @@ impl ChunkIter<'_> {
     /// Decodes the rest of the chunk into `out`, keeping samples in
     /// `[mint, maxt]` and stopping at the first one past `maxt`; for sorted
     /// chunks (all but out-of-order ones, which callers filter themselves).
-    pub fn samples_into(mut self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
+    pub fn samples_into(self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
+        match self.st.enc.value {
+            ValueEncoding::Xor => self.samples_into_as::<V_XOR>(mint, maxt, out),
+            ValueEncoding::IntPacked { .. } => self.samples_into_as::<V_PACKED>(mint, maxt, out),
+            _ => self.samples_into_as::<V_INT>(mint, maxt, out),
+        }
+    }
+
+    fn samples_into_as<const V: u8>(mut self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
         out.reserve(self.remaining);
         while self.remaining > 0 {
-            let Some(s) = self.decode_next() else { return };
+            let Some(s) = self.decode_as::<V>() else {
+                return;
+            };
             self.remaining -= 1;
             if s.t > maxt {
                 return;
@@ -975,6 +1254,26 @@ mod tests {
                     e: MAX_EXPONENT,
                     k: MAX_INT_BITS,
                 },
+                ValueEncoding::IntDelta {
+                    e: MIN_EXPONENT,
+                    k: 10,
+                },
+                ValueEncoding::IntDod { e: -3, k: 5 },
+                ValueEncoding::IntPacked {
+                    e: 0,
+                    w: 5,
+                    delta: true,
+                },
+                ValueEncoding::IntPacked {
+                    e: 2,
+                    w: 12,
+                    delta: false,
+                },
+                ValueEncoding::IntPacked {
+                    e: -2,
+                    w: 64,
+                    delta: false,
+                },
             ] {
                 v.push(Encoding { time, value });
             }
@@ -993,6 +1292,14 @@ mod tests {
         let mut last = None;
         for enc in all_encodings() {
             let mut a = ChunkAppender::with_encoding(enc);
+            if let ValueEncoding::IntPacked { w, .. } = enc.value {
+                // packings that fit the data badly, so escapes are used
+                a.st.base = match w {
+                    5 => -3,
+                    12 => 100,
+                    _ => i64::MIN,
+                };
+            }
             for &(t, v) in samples {
                 assert!(a.append(t, v));
             }
@@ -1075,9 +1382,234 @@ mod tests {
             for x in [v, d, -d] {
                 if let Some(e) = min_exponent(x) {
                     let m = scaled(x, e).unwrap();
-                    assert_eq!((m as f64 / POW10[usize::from(e)]).to_bits(), x.to_bits());
+                    assert_eq!(unscale(m, e).to_bits(), x.to_bits());
                 }
             }
+        }
+    }
+
+    #[test]
+    fn trailing_zeros_scale_down_exactly_or_are_refused() {
+        assert_eq!(min_exponent(1_234_560_000.0), Some(-4));
+        assert_eq!(scaled(1_234_560_000.0, -4), Some(123_456));
+        assert_eq!(scaled(1_234_560_001.0, -4), None);
+        assert_eq!(min_exponent(-7e12), Some(-12));
+        assert_eq!(min_exponent(0.0), Some(MIN_EXPONENT));
+        assert_eq!(min_exponent(-0.0), None);
+        // 2^60 is an integer but no power of ten divides it
+        assert_eq!(min_exponent(2f64.powi(60)), None);
+        // 1e23 is not exactly 10^23; 1e22 * 10 rounds to the same double
+        // only if the check passes, and then it is lossless by construction
+        for v in [1e22, 1e23, 1e30, 9.999e15, 123e13, f64::MAX] {
+            if let Some(e) = min_exponent(v) {
+                assert_eq!(unscale(scaled(v, e).unwrap(), e).to_bits(), v.to_bits());
+            }
+        }
+        let mut rng = Rng::new(29);
+        for _ in 0..20_000 {
+            let z = rng.below(14) as i32;
+            let m = rng.below(1 << 30) as f64;
+            for x in [
+                m * 10f64.powi(z),
+                -m * 10f64.powi(z),
+                m * 10f64.powi(z) + 1.0,
+            ] {
+                match min_exponent(x) {
+                    Some(e) => {
+                        assert!(e <= 0, "{x} {e}");
+                        assert_eq!(unscale(scaled(x, e).unwrap(), e).to_bits(), x.to_bits());
+                        if x != 0.0 && z > 0 && x == m * 10f64.powi(z) && m % 10.0 != 0.0 {
+                            // all of the power's zeros are dropped
+                            assert!(e <= -(z as i8), "{x} {e}");
+                        }
+                    }
+                    None => assert!(x.abs() > INT_LIMIT, "{x} must scale"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn exponent_field_round_trips_and_keeps_old_values() {
+        for e in MIN_EXPONENT..=MAX_EXPONENT {
+            let f = exponent_field(e);
+            assert!(f < 32);
+            assert_eq!(field_exponent(f), e);
+        }
+        // the non-negative exponents keep the field values of format 1
+        for e in 0..=MAX_EXPONENT {
+            assert_eq!(exponent_field(e), e.unsigned_abs());
+        }
+        let enc = Encoding {
+            time: TimeEncoding::Base,
+            value: ValueEncoding::IntDelta { e: -4, k: 20 },
+        };
+        let [b, k] = enc.to_bytes();
+        assert_eq!(b, 0x80 | 0x40 | 22);
+        assert_eq!(Encoding::from_bytes(b, k), Some(enc));
+    }
+
+    #[test]
+    fn chunk_written_before_negative_exponents_still_decodes() {
+        // base timestamps, integer deltas, e = 1, k = 4: samples (1000, 0.5)
+        // and (16000, 0.7), bytes laid out by hand from FORMAT.md: t0 in 64
+        // bits; `10 0101` (m 5); `1110` + 20 bits 15000; `10 0010` (delta 2)
+        let bytes: Vec<u8> = vec![
+            0, 2, 0xc1, 4, 0, 0, 0, 0, 0, 0, 3, 232, 151, 128, 234, 98, 32,
+        ];
+        let mut a = ChunkAppender::with_encoding(Encoding {
+            time: TimeEncoding::Base,
+            value: ValueEncoding::IntDelta { e: 1, k: 4 },
+        });
+        a.append(1000, 0.5);
+        a.append(16_000, 0.7);
+        assert_eq!(a.bytes(), &bytes[..]);
+        let c = Chunk::from_bytes(bytes.into()).unwrap();
+        assert_eq!(
+            bits(c.iter()),
+            vec![(1000, 0.5f64.to_bits()), (16_000, 0.7f64.to_bits())]
+        );
+    }
+
+    #[test]
+    fn gauges_with_trailing_zeros_store_the_short_integer() {
+        let mut rng = Rng::new(5);
+        let mut v = 0.0;
+        let s: Vec<(i64, f64)> = (0..120)
+            .map(|i| {
+                if i % 4 == 0 {
+                    v = (100_000 + rng.below(900_000)) as f64 * 1e4;
+                }
+                (i * 15_000, v)
+            })
+            .collect();
+        roundtrip(&s);
+        let mut a = ChunkAppender::new();
+        for &(t, v) in &s {
+            a.append(t, v);
+        }
+        let (c, next) = a.finish_best();
+        assert_eq!(
+            bits(c.iter()),
+            bits(s.iter().map(|&(t, v)| Sample::new(t, v)))
+        );
+        for enc in [c.encoding(), Some(next)] {
+            match enc.map(|e| e.value) {
+                Some(
+                    ValueEncoding::IntDelta { e, .. }
+                    | ValueEncoding::IntDod { e, .. }
+                    | ValueEncoding::IntPacked { e, .. },
+                ) => assert_eq!(e, -4),
+                other => panic!("expected an integer encoding, got {other:?}"),
+            }
+        }
+        let at_zero = encoded_len(
+            Encoding {
+                time: TimeEncoding::Base,
+                value: ValueEncoding::IntDelta { e: 0, k: 24 },
+            },
+            &s,
+        );
+        assert!(
+            c.bytes().len() * 10 < at_zero * 8,
+            "{} vs {at_zero}",
+            c.bytes().len()
+        );
+    }
+
+    #[test]
+    fn packed_counters_cost_their_range_and_survive_resets() {
+        let mut rng = Rng::new(8);
+        let mut m = 1_000_000_000u64;
+        let s: Vec<(i64, f64)> = (0..120)
+            .map(|i| {
+                // a counter reset halfway, and one stale marker
+                m = if i == 60 {
+                    17
+                } else {
+                    m + 150_000 + rng.below(150_000)
+                };
+                let v = if i == 90 {
+                    f64::from_bits(STALE_NAN)
+                } else {
+                    m as f64
+                };
+                (i * 15_000, v)
+            })
+            .collect();
+        roundtrip(&s);
+        let mut a = ChunkAppender::new();
+        for &(t, v) in &s {
+            a.append(t, v);
+        }
+        let prefix = a.bytes().len();
+        let (c, next) = a.finish_best();
+        assert_eq!(
+            bits(c.iter()),
+            bits(s.iter().map(|&(t, v)| Sample::new(t, v)))
+        );
+        assert!(
+            matches!(
+                c.encoding().map(|e| e.value),
+                Some(ValueEncoding::IntPacked {
+                    w: 18,
+                    delta: true,
+                    ..
+                })
+            ),
+            "{:?}",
+            c.encoding()
+        );
+        assert!(!matches!(next.value, ValueEncoding::IntPacked { .. }));
+        // 18 bits a value, 1 a timestamp, plus the header, the first sample,
+        // the reset and the stale marker
+        assert!(c.bytes().len() * 8 < 120 * 19 + 400, "{}", c.bytes().len());
+        assert!(c.bytes().len() < prefix, "{} vs {prefix}", c.bytes().len());
+    }
+
+    #[test]
+    fn every_bit_survives_mixed_adversarial_streams() {
+        let tricky = [
+            -0.0,
+            0.0,
+            f64::from_bits(STALE_NAN),
+            f64::from_bits(0x7ff4_0000_0000_0001),
+            f64::from_bits(0xfff8_0000_0000_0000),
+            f64::from_bits(1),
+            f64::from_bits(0x000f_ffff_ffff_ffff),
+            0.1 + 0.2,
+            0.3,
+            1e300,
+            -1e300,
+            1e22,
+            1e23,
+            123_456e4,
+            123_456e4 + 1.0,
+            1.000_000_000_000_000_2,
+            4.35,
+            // the neighbours of a short decimal are not short decimals
+            f64::from_bits(4.35f64.to_bits() - 1),
+            f64::from_bits(4.35f64.to_bits() + 1),
+            f64::from_bits(1_234_560_000f64.to_bits() + 1),
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            9_007_199_254_740_993.0,
+        ];
+        let mut rng = Rng::new(41);
+        for round in 0..300 {
+            let n = 1 + rng.below(200) as usize;
+            let scale = 10f64.powi(rng.below(20) as i32 - 8);
+            let s: Vec<(i64, f64)> = (0..n)
+                .map(|i| {
+                    let v = match rng.below(4) {
+                        0 => tricky[rng.below(tricky.len() as u64) as usize],
+                        1 => f64::from_bits(rng.next_u64()),
+                        _ => (rng.below(1 << 20) as f64) * scale,
+                    };
+                    (i as i64 * 15_000 + round, v)
+                })
+                .collect();
+            roundtrip(&s);
         }
     }
 
@@ -1174,8 +1706,15 @@ mod tests {
             assert_eq!(out, keep);
         }
         let mut bad = c.bytes().to_vec();
-        bad[2] = 0x7f; // value encoding 3 does not exist
-        assert!(!Chunk::decode_checked(&bad, 0, 10, &mut Vec::new()));
+        bad[2] = 0x7f;
+        for k in [0, 65, 0x80, 0xff] {
+            // packed widths are 1..=64
+            bad[3] = k;
+            assert!(!Chunk::decode_checked(&bad, 0, 10, &mut Vec::new()));
+            assert!(Chunk::from_bytes(bad.clone().into()).is_none());
+        }
+        bad[2] = 0x00;
+        bad[3] = 1; // XOR has no bucket width
         assert!(Chunk::from_bytes(bad.into()).is_none());
         let mut rng = Rng::new(3);
         for _ in 0..2000 {
@@ -1288,7 +1827,21 @@ mod tests {
             matches!(enc.value, ValueEncoding::IntDelta { e: 1, .. }),
             "{enc:?}"
         );
-        assert_eq!(c.encoding(), Some(enc));
+        // the chunk itself packs its deltas (-3..=3) in 3 bits each; the
+        // series goes on with the best prefix encoding
+        assert!(
+            matches!(
+                c.encoding().map(|e| e.value),
+                Some(ValueEncoding::IntPacked {
+                    e: 1,
+                    w: 3,
+                    delta: true,
+                    ..
+                })
+            ),
+            "{:?}",
+            c.encoding()
+        );
         assert!(c.bytes().len() <= int);
     }
 
