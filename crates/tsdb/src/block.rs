@@ -22,8 +22,12 @@ use crate::wal::{Dec, put_uvarint, put_varint};
 pub const INDEX_MAGIC: &[u8; 4] = b"PHXI";
 pub const CHUNKS_MAGIC: &[u8; 4] = b"PHXC";
 pub const FORMAT_VERSION: u8 = 1;
-/// Samples per chunk in blocks, as in the head.
-const BLOCK_CHUNK_SAMPLES: usize = 120;
+/// Samples per chunk in blocks: a 2 h block of 15 s scrapes is one chunk
+/// per series. Four times the head's 120, because a block's chunks are
+/// written once and read many times: fewer chunk headers, index entries
+/// and encoder restarts (~0.15 B/sample less on the benchmark's data), at
+/// the cost of decoding a whole chunk for a query that needs part of it.
+const BLOCK_CHUNK_SAMPLES: usize = 480;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
