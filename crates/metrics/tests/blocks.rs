@@ -8,18 +8,16 @@
 //! under CI where a missing server must not turn into a silent pass.
 
 use std::collections::BTreeSet;
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use pharos_core::TenantId;
 use pharos_metrics::{BlockStorage, SampleSink, TenantStore};
 use pharos_model::{Labels, Matcher, Sample};
 use pharos_server::metrics::Collect;
-use pharos_storage::{
-    Backend, FilesystemConfig, ObjectStorage, RetryConfig, S3Config, Secret, StorageConfig,
-};
+use pharos_storage::testing::{self, S3sFs, find_s3s_fs};
+use pharos_storage::{Backend, FilesystemConfig, ObjectStorage, RetryConfig, StorageConfig};
 use pharos_tsdb::{FsyncPolicy, HeadOptions, TsdbOptions, WalOptions};
 use tokio::runtime::{Handle, Runtime};
 
@@ -247,117 +245,16 @@ fn retention_by_size_deletes_the_oldest_blocks_in_the_store() {
 
 // ---- a real S3 server ----
 
-const ACCESS_KEY: &str = "pharos-test-access";
-const SECRET_KEY: &str = "pharos-test-secret";
 const BUCKET: &str = "pharos-blocks";
 
-/// s3s-fs on a fixed port and data directory, so it can be killed and
-/// started again with the same contents; killed on drop.
-struct S3Server {
-    binary: PathBuf,
-    child: Option<Child>,
-    port: u16,
-    root: tempfile::TempDir,
-}
-
-impl S3Server {
-    fn start(binary: &Path) -> Self {
-        let root = tempfile::tempdir().unwrap();
-        // s3s-fs maps each bucket to a directory under its root
-        std::fs::create_dir_all(root.path().join("data").join(BUCKET)).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut s = Self {
-            binary: binary.to_owned(),
-            child: None,
-            port,
-            root,
-        };
-        s.restart();
-        s
+fn s3_retry() -> RetryConfig {
+    RetryConfig {
+        max_retries: 1,
+        total_timeout: pharos_config::Duration::from_secs(3),
+        request_timeout: pharos_config::Duration::from_secs(2),
+        connect_timeout: pharos_config::Duration::from_secs(1),
+        ..RetryConfig::default()
     }
-
-    fn restart(&mut self) {
-        let log = self.root.path().join("s3s-fs.log");
-        let child = Command::new(&self.binary)
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(self.root.path().join("data"))
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("s3s-fs exited at start with {status}");
-            }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("s3s-fs did not listen on port {} within 20s", self.port);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn config(&self) -> StorageConfig {
-        StorageConfig {
-            backend: Backend::S3,
-            s3: S3Config {
-                endpoint: Some(format!("http://127.0.0.1:{}", self.port)),
-                bucket: BUCKET.to_owned(),
-                access_key_id: Some(ACCESS_KEY.to_owned()),
-                secret_access_key: Some(Secret::new(SECRET_KEY)),
-                force_path_style: true,
-                allow_http: true,
-                ..S3Config::default()
-            },
-            retry: RetryConfig {
-                max_retries: 1,
-                total_timeout: pharos_config::Duration::from_secs(3),
-                request_timeout: pharos_config::Duration::from_secs(2),
-                connect_timeout: pharos_config::Duration::from_secs(1),
-                ..RetryConfig::default()
-            },
-            ..StorageConfig::default()
-        }
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn find_s3s_fs() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("PHAROS_S3S_FS") {
-        return Some(PathBuf::from(path));
-    }
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    if let Some(cargo_home) = std::env::var_os("CARGO_HOME") {
-        dirs.push(PathBuf::from(cargo_home).join("bin"));
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(PathBuf::from(home).join(".cargo/bin"));
-    }
-    dirs.into_iter()
-        .map(|d| d.join("s3s-fs"))
-        .find(|p| p.is_file())
 }
 
 #[test]
@@ -371,9 +268,10 @@ fn s3_upload_outage_and_recovery() {
         return;
     };
     let rt = runtime();
-    let mut server = S3Server::start(&binary);
+    let root = tempfile::tempdir().unwrap();
+    let mut server = S3sFs::start(&binary, root.path(), BUCKET);
     let storage = rt
-        .block_on(ObjectStorage::from_config(&server.config()))
+        .block_on(ObjectStorage::from_config(&server.config(s3_retry())))
         .unwrap();
     upload_then_read_from_an_empty_disk(&rt, &storage);
 
@@ -429,26 +327,17 @@ fn a_hung_store_at_start_costs_one_deadline() {
     }
     let hole = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = hole.local_addr().unwrap().port();
-    let mut cfg = StorageConfig {
-        backend: Backend::S3,
-        s3: S3Config {
-            endpoint: Some(format!("http://127.0.0.1:{port}")),
-            bucket: BUCKET.to_owned(),
-            access_key_id: Some(ACCESS_KEY.to_owned()),
-            secret_access_key: Some(Secret::new(SECRET_KEY)),
-            force_path_style: true,
-            allow_http: true,
-            ..S3Config::default()
+    let cfg = testing::s3_config(
+        port,
+        BUCKET,
+        RetryConfig {
+            max_retries: 1,
+            total_timeout: pharos_config::Duration::from_secs(2),
+            request_timeout: pharos_config::Duration::from_secs(1),
+            connect_timeout: pharos_config::Duration::from_secs(1),
+            ..RetryConfig::default()
         },
-        ..StorageConfig::default()
-    };
-    cfg.retry = RetryConfig {
-        max_retries: 1,
-        total_timeout: pharos_config::Duration::from_secs(2),
-        request_timeout: pharos_config::Duration::from_secs(1),
-        connect_timeout: pharos_config::Duration::from_secs(1),
-        ..RetryConfig::default()
-    };
+    );
     let storage = rt.block_on(ObjectStorage::from_config(&cfg)).unwrap();
     let started = Instant::now();
     let store = open(disk.path(), &storage, rt.handle(), opts(0));

@@ -7,6 +7,7 @@ pub mod conformance;
 pub mod error;
 pub mod metrics;
 pub mod store;
+pub mod testing;
 
 pub use config::{Backend, FilesystemConfig, RetryConfig, S3Config, Secret, StorageConfig};
 pub use error::StorageError;

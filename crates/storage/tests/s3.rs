@@ -6,138 +6,28 @@
 //! point at it. Without it the test is skipped, except under CI where a
 //! missing server must not turn into a silent pass.
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pharos_core::error::{Classify, ErrorClass};
-use pharos_storage::{
-    Backend, ObjectStorage, Op, RetryConfig, S3Config, Secret, StorageConfig, StorageError,
-    conformance,
-};
+use pharos_storage::testing::{self, S3sFs, SECRET_KEY, find_s3s_fs};
+use pharos_storage::{ObjectStorage, Op, RetryConfig, StorageConfig, StorageError, conformance};
 
-const ACCESS_KEY: &str = "pharos-test-access";
-const SECRET_KEY: &str = "pharos-test-secret-never-print-me";
 const BUCKET: &str = "pharos-test";
 
-/// Kills the server however the test ends, so a failed assertion does not
-/// leave a process holding the port.
-struct Server {
-    child: Child,
-    port: u16,
-    _root: tempfile::TempDir,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(binary: &Path) -> Self {
-        let root = tempfile::tempdir().unwrap();
-        let data = root.path().join("data");
-        // s3s-fs maps each bucket to a directory under its root.
-        std::fs::create_dir_all(data.join(BUCKET)).unwrap();
-        let log = root.path().join("s3s-fs.log");
-        let port = free_port();
-        let child = Command::new(binary)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(&data)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(root.path().join("s3s-fs.err")).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let mut server = Self {
-            child,
-            port,
-            _root: root,
-            log,
-        };
-        server.wait_until_listening();
-        server
-    }
-
-    fn wait_until_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-                panic!("s3s-fs exited at start with {status}: {log}");
-            }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("s3s-fs did not listen on port {} within 20s", self.port);
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// The OS picks a free port; there is a small window before s3s-fs binds
-/// it, acceptable on a test machine.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-fn find_s3s_fs() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("PHAROS_S3S_FS") {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "PHAROS_S3S_FS={} is not a file",
-            path.display()
-        );
-        return Some(path);
-    }
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    // `cargo install` puts it here even when that is not on PATH.
-    if let Some(cargo_home) = std::env::var_os("CARGO_HOME") {
-        dirs.push(PathBuf::from(cargo_home).join("bin"));
-    }
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(PathBuf::from(home).join(".cargo/bin"));
-    }
-    dirs.into_iter()
-        .map(|dir| dir.join("s3s-fs"))
-        .find(|p| p.is_file())
-}
-
 fn s3_config(port: u16) -> StorageConfig {
-    StorageConfig {
-        backend: Backend::S3,
-        s3: S3Config {
-            endpoint: Some(format!("http://127.0.0.1:{port}")),
-            bucket: BUCKET.to_owned(),
-            access_key_id: Some(ACCESS_KEY.to_owned()),
-            secret_access_key: Some(Secret::new(SECRET_KEY)),
-            force_path_style: true,
-            allow_http: true,
-            ..S3Config::default()
-        },
-        retry: RetryConfig {
+    testing::s3_config(
+        port,
+        BUCKET,
+        RetryConfig {
             max_retries: 3,
             total_timeout: pharos_config::Duration::from_secs(5),
             request_timeout: pharos_config::Duration::from_secs(3),
             connect_timeout: pharos_config::Duration::from_secs(2),
             ..RetryConfig::default()
         },
-        ..StorageConfig::default()
-    }
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,8 +43,9 @@ async fn s3_conformance_and_outage() {
         eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
         return;
     };
-    let mut server = Server::start(&binary);
-    let store = ObjectStorage::from_config(&s3_config(server.port))
+    let root = tempfile::tempdir().unwrap();
+    let mut server = S3sFs::start(&binary, root.path(), BUCKET);
+    let store = ObjectStorage::from_config(&s3_config(server.port()))
         .await
         .unwrap();
     assert_eq!(store.backend_name(), "s3");
