@@ -16,6 +16,7 @@ import sys
 
 def main(root):
     blocks = {}
+    kinds = {}
     for d, _dirs, files in os.walk(root):
         if "meta.json" not in files or d.endswith(".tmp"):
             continue
@@ -29,7 +30,11 @@ def main(root):
             continue
         size = 0
         for sd, _, fs in os.walk(d):
-            size += sum(os.path.getsize(os.path.join(sd, x)) for x in fs)
+            for x in fs:
+                n = os.path.getsize(os.path.join(sd, x))
+                size += n
+                kinds[x if x in ("index", "meta.json") else "chunks"] = kinds.get(
+                    x if x in ("index", "meta.json") else "chunks", 0) + n
         sources = meta.get("sources") or meta.get("compaction", {}).get("sources") or []
         blocks[os.path.basename(d)] = (samples, size, set(sources))
     merged = set()
@@ -43,6 +48,8 @@ def main(root):
         "samples": samples,
         "bytes": size,
         "bytes_per_sample": size / samples if samples else None,
+        # every block found, merged sources included
+        "bytes_by_file": kinds,
     }))
 
 

@@ -9,7 +9,9 @@
 # Knobs: SERIES, SCRAPES, CONNS, BATCH, BIN (dir with the release
 # binaries), OUT, SYSTEMS ("pharos prometheus vm"), CORPUS=1 to replay
 # scrapes recorded from a local prometheus-node-exporter instead of the
-# synthetic series. BLOCKS=1 then waits until Pharos and Prometheus have cut
+# synthetic series (CORPUS_TIMES scrapes, default 8, CORPUS_EVERY_MS apart,
+# default 1000, replayed in a loop), or CORPUS_FILE=<file> to replay a
+# corpus recorded before with `pharos-loadgen record-corpus`. BLOCKS=1 then waits until Pharos and Prometheus have cut
 # (and Pharos uploaded) their 2 h blocks and writes the blocks' bytes per
 # sample to $OUT/<system>-blocks.json (needs SCRAPES of 3 h or more, e.g.
 # SERIES=10000 SCRAPES=960).
@@ -38,13 +40,15 @@ wait_ready() { # url
 }
 
 CORPUS_ARGS=()
-if [[ "${CORPUS:-0}" == 1 ]]; then
+if [[ -n "${CORPUS_FILE:-}" ]]; then
+  CORPUS_ARGS=(--corpus "$CORPUS_FILE")
+elif [[ "${CORPUS:-0}" == 1 ]]; then
   NE_PORT=$(port)
   prometheus-node-exporter --web.listen-address="127.0.0.1:$NE_PORT" >"$OUT/node-exporter.log" 2>&1 &
   NE_PID=$!
   wait_ready "http://127.0.0.1:$NE_PORT/metrics"
   "$BIN/pharos-loadgen" record-corpus --url "http://127.0.0.1:$NE_PORT/metrics" \
-    --times 8 --every-ms 1000 --out "$OUT/corpus.txt"
+    --times "${CORPUS_TIMES:-8}" --every-ms "${CORPUS_EVERY_MS:-1000}" --out "$OUT/corpus.txt"
   kill "$NE_PID"
   CORPUS_ARGS=(--corpus "$OUT/corpus.txt")
 fi

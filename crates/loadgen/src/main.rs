@@ -36,6 +36,21 @@ enum Cmd {
         #[arg(long)]
         corpus: Option<PathBuf>,
     },
+    /// Encode each series' samples into block-sized chunks (as a 2 h block
+    /// holds them) and print bytes per sample by metric name, with the
+    /// share spent on timestamps (the same chunks with constant values).
+    ChunkBytes {
+        #[arg(long, default_value_t = 1820)]
+        series: usize,
+        #[arg(long, default_value_t = 480)]
+        scrapes: u64,
+        #[arg(long, default_value_t = 480)]
+        chunk: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+    },
     /// Scrape an exporter N times into a corpus file.
     RecordCorpus {
         #[arg(long, default_value = "http://127.0.0.1:9100/metrics")]
@@ -137,6 +152,13 @@ async fn main() -> anyhow::Result<()> {
             seed,
             corpus,
         } => head_bytes(series, scrapes, seed, corpus),
+        Cmd::ChunkBytes {
+            series,
+            scrapes,
+            chunk,
+            seed,
+            corpus,
+        } => chunk_bytes(series, scrapes, chunk, seed, corpus),
     }
 }
 
@@ -198,6 +220,85 @@ fn head_bytes(
             "head_memory_bytes": st.memory_bytes,
             "head_memory_bytes_per_series": st.memory_bytes as f64 / st.series.max(1) as f64,
         }))?
+    );
+    Ok(())
+}
+
+fn chunk_bytes(
+    series: usize,
+    scrapes: u64,
+    chunk: usize,
+    seed: u64,
+    corpus: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use std::collections::BTreeMap;
+    let set = match corpus {
+        Some(p) => corpus::series_from_corpus(&std::fs::read_to_string(p)?, series, seed)?,
+        None => SeriesSet::node_exporter(series, seed),
+    };
+    let interval = 15_000i64;
+    let start = (now_ms() - scrapes as i64 * interval) / interval * interval;
+    let encode = |vals: &dyn Fn(u64) -> f64| -> (usize, String) {
+        let mut bytes = 0;
+        let mut enc = String::new();
+        let mut k = 0u64;
+        while k < scrapes {
+            let mut a = pharos_tsdb::ChunkAppender::new();
+            while k < scrapes && a.len() < chunk {
+                a.append(start + k as i64 * interval, vals(k));
+                k += 1;
+            }
+            let (c, _) = a.finish_best();
+            bytes += c.bytes().len();
+            enc = format!("{:?}", c.encoding());
+        }
+        (bytes, enc)
+    };
+    #[derive(Default)]
+    struct Family {
+        series: usize,
+        samples: u64,
+        bytes: usize,
+        time_bytes: usize,
+        encodings: BTreeMap<String, usize>,
+    }
+    let mut by_name: BTreeMap<String, Family> = BTreeMap::new();
+    for (i, spec) in set.specs.iter().enumerate() {
+        let name = spec
+            .labels
+            .iter()
+            .find(|(k, _)| k == "__name__")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let (b, enc) = encode(&|k| set.value(i, k));
+        let (tb, _) = encode(&|_| 0.0);
+        let f = by_name.entry(name).or_default();
+        f.series += 1;
+        f.samples += scrapes;
+        f.bytes += b;
+        f.time_bytes += tb;
+        *f.encodings.entry(enc).or_default() += 1;
+    }
+    let (mut samples, mut bytes, mut tbytes) = (0u64, 0usize, 0usize);
+    for (name, f) in &by_name {
+        samples += f.samples;
+        bytes += f.bytes;
+        tbytes += f.time_bytes;
+        let s = f.samples as f64;
+        println!(
+            "{name:55} {:5} series {:6.3} B/sample ({:5.2} bits, time-only {:5.2} bits) {:?}",
+            f.series,
+            f.bytes as f64 / s,
+            f.bytes as f64 * 8.0 / s,
+            f.time_bytes as f64 * 8.0 / s,
+            f.encodings,
+        );
+    }
+    println!(
+        "TOTAL {} series {samples} samples {bytes} bytes: {:.4} B/sample, time-only {:.4} B/sample",
+        set.len(),
+        bytes as f64 / samples as f64,
+        tbytes as f64 / samples as f64
     );
     Ok(())
 }

@@ -21,7 +21,11 @@ use pharos_model::Sample;
 pub const HEADER_LEN: usize = 4;
 
 /// Most samples one chunk can hold (the count is a u16).
-pub const MAX_SAMPLES: usize = u16::MAX as usize;
+pub const MAX_SAMPLES: usize = 0x7fff;
+
+/// Bit 15 of the header's count word: the timestamps are evenly spaced
+/// ([`TimeEncoding::Regular`]).
+const REGULAR_FLAG: u16 = 0x8000;
 
 /// Largest decimal exponent (decimals after the point): 10^e is exact in
 /// an f64 up to 10^22, and more digits than this do not occur in exporter
@@ -73,6 +77,27 @@ const INT_BITS_CANDIDATES: [u8; 13] = [2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 17, 20, 
 const V_XOR: u8 = 0;
 const V_INT: u8 = 1;
 const V_PACKED: u8 = 2;
+const V_RANGED: u8 = 3;
+
+/// The largest symbol count of the ranged encoding: its codes stay within
+/// 63 bits.
+const MAX_RANGED_SYMBOLS: u64 = 1 << 62;
+
+/// Byte 3 of an integer-delta chunk with this bit set: the one-bit code
+/// means "unchanged" ([`ValueEncoding::IntStep`]).
+const STEP_FLAG: u8 = 0x80;
+
+/// What an integer encoding stores per value, and what its one-bit code
+/// means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IntMode {
+    /// delta of deltas; `0` repeats the delta
+    Dod,
+    /// deltas; `0` repeats the delta
+    Delta,
+    /// deltas; `0` is delta 0
+    Step,
+}
 
 /// `leading` meaning "no XOR window yet", forcing the next non-zero XOR to
 /// spell out its window.
@@ -89,6 +114,14 @@ pub enum TimeEncoding {
     /// timestamps cost about half the bits of delta-of-delta this way,
     /// since the jitter is not differenced twice.
     Base,
+    /// Every interval is the same non-zero one: the second timestamp
+    /// stores it once and later samples store no timestamp bits at all.
+    /// Scrapes with aligned timestamps (Prometheus' default tolerance,
+    /// our scraper, agents forwarding them) look like this. Only chosen
+    /// when a chunk is closed ([`ChunkAppender::finish_best`]); an open
+    /// chunk cannot know its future intervals, so the public constructors
+    /// use [`TimeEncoding::Base`] instead.
+    Regular,
 }
 
 /// How values are stored.
@@ -106,6 +139,11 @@ pub enum ValueEncoding {
     /// one bit). Better than delta of deltas for counters with varying
     /// increments and for wandering gauges.
     IntDelta { e: i8, k: u8 },
+    /// `v * 10^e` as an integer, stored as deltas where the one-bit code
+    /// means "unchanged" (delta 0) instead of "same delta again". Gauges
+    /// that hold a value for a few scrapes (memory, disk space,
+    /// temperatures) pay one bit per repeat and one prefix per change.
+    IntStep { e: i8, k: u8 },
     /// `v * 10^e` as an integer; each sample stores `x - base` in exactly
     /// `w` bits, where `x` is the integer itself or (`delta`) its
     /// difference from the previous one. No bucket prefixes: for counters
@@ -116,6 +154,16 @@ pub enum ValueEncoding {
     /// [`ChunkAppender::finish_best`] picks `w` and `base` from the chunk's
     /// data.
     IntPacked { e: i8, w: u8, delta: bool },
+    /// Like [`ValueEncoding::IntPacked`], but each integer (or delta) `x`
+    /// is stored as its distance from a centre `c`, zigzagged (`0, -1, 1,
+    /// -2, ...` become `0, 1, 2, 3, ...`), in a truncated binary code for
+    /// `n` symbols: `floor(log2 n)` bits for the first ones, one more for
+    /// the rest, so a range that is not a power of two costs its own
+    /// `log2` rather than the next whole bit, and the values near the
+    /// centre (most deltas of a counter with jittered increments) get the
+    /// short codes. Symbol `n - 1` escapes. `c` and `n` follow the first
+    /// timestamp; only [`ChunkAppender::finish_best`] picks this.
+    IntRanged { e: i8, delta: bool },
 }
 
 /// A chunk's encoding, as recorded in its header.
@@ -140,22 +188,43 @@ impl Default for Encoding {
 impl Encoding {
     fn to_bytes(self) -> [u8; 2] {
         let t = match self.time {
-            TimeEncoding::DeltaOfDelta => 0,
+            // regular chunks say so in the count word instead
+            TimeEncoding::DeltaOfDelta | TimeEncoding::Regular => 0,
             TimeEncoding::Base => 0x80,
         };
         let (v, k) = match self.value {
             ValueEncoding::Xor => (0, 0),
             ValueEncoding::IntDod { e, k } => (0x20 | exponent_field(e), k),
             ValueEncoding::IntDelta { e, k } => (0x40 | exponent_field(e), k),
+            ValueEncoding::IntStep { e, k } => (0x40 | exponent_field(e), STEP_FLAG | k),
             ValueEncoding::IntPacked { e, w, delta, .. } => {
                 (0x60 | exponent_field(e), if delta { 0x80 } else { 0 } | w)
+            }
+            // width 0, which no packing has, marks the ranged form
+            ValueEncoding::IntRanged { e, delta } => {
+                (0x60 | exponent_field(e), if delta { 0x80 } else { 0 })
             }
         };
         [t | v, k]
     }
 
-    fn from_bytes(b: u8, k: u8) -> Option<Self> {
-        let time = if b & 0x80 != 0 {
+    /// The header's count word for `count` samples in this encoding.
+    fn count_word(self, count: u16) -> [u8; 2] {
+        let flag = if self.time == TimeEncoding::Regular {
+            REGULAR_FLAG
+        } else {
+            0
+        };
+        (count | flag).to_be_bytes()
+    }
+
+    fn from_bytes(b: u8, k: u8, regular: bool) -> Option<Self> {
+        let time = if regular {
+            if b & 0x80 != 0 {
+                return None;
+            }
+            TimeEncoding::Regular
+        } else if b & 0x80 != 0 {
             TimeEncoding::Base
         } else {
             TimeEncoding::DeltaOfDelta
@@ -167,9 +236,21 @@ impl Encoding {
             0 if field == 0 && k == 0 => ValueEncoding::Xor,
             1 if int_ok => ValueEncoding::IntDod { e, k },
             2 if int_ok => ValueEncoding::IntDelta { e, k },
+            2 if k & STEP_FLAG != 0
+                && (MIN_INT_BITS..=MAX_INT_BITS).contains(&(k & !STEP_FLAG)) =>
+            {
+                ValueEncoding::IntStep {
+                    e,
+                    k: k & !STEP_FLAG,
+                }
+            }
             3 if (1..=64).contains(&(k & 0x7f)) => ValueEncoding::IntPacked {
                 e,
                 w: k & 0x7f,
+                delta: k & 0x80 != 0,
+            },
+            3 if k & 0x7f == 0 => ValueEncoding::IntRanged {
+                e,
                 delta: k & 0x80 != 0,
             },
             _ => return None,
@@ -179,7 +260,7 @@ impl Encoding {
 
     fn read(data: &[u8]) -> Option<Self> {
         match data {
-            [_, _, b, k, ..] => Self::from_bytes(*b, *k),
+            [c, _, b, k, ..] => Self::from_bytes(*b, *k, u16::from(*c) << 8 & REGULAR_FLAG != 0),
             _ => None,
         }
     }
@@ -189,7 +270,9 @@ impl Encoding {
             ValueEncoding::Xor => None,
             ValueEncoding::IntDod { e, .. }
             | ValueEncoding::IntDelta { e, .. }
-            | ValueEncoding::IntPacked { e, .. } => Some(e),
+            | ValueEncoding::IntStep { e, .. }
+            | ValueEncoding::IntPacked { e, .. }
+            | ValueEncoding::IntRanged { e, .. } => Some(e),
         }
     }
 
@@ -198,7 +281,9 @@ impl Encoding {
             ValueEncoding::Xor => ValueEncoding::Xor,
             ValueEncoding::IntDod { k, .. } => ValueEncoding::IntDod { e, k },
             ValueEncoding::IntDelta { k, .. } => ValueEncoding::IntDelta { e, k },
+            ValueEncoding::IntStep { k, .. } => ValueEncoding::IntStep { e, k },
             ValueEncoding::IntPacked { w, delta, .. } => ValueEncoding::IntPacked { e, w, delta },
+            ValueEncoding::IntRanged { delta, .. } => ValueEncoding::IntRanged { e, delta },
         };
         Self { value, ..self }
     }
@@ -278,7 +363,7 @@ fn min_exponent(v: f64) -> Option<i8> {
 /// The first-bucket width that encodes these samples' integer residuals
 /// in the fewest bits, computed from the residuals rather than by encoding
 /// once per candidate.
-fn best_int_bits(samples: &[Sample], e: i8, by_delta: bool) -> u8 {
+fn best_int_bits(samples: &[Sample], e: i8, mode: IntMode) -> u8 {
     let mut residuals: Vec<i64> = Vec::with_capacity(samples.len());
     let (mut m0, mut d0) = (0i64, 0i64);
     for s in samples {
@@ -287,8 +372,11 @@ fn best_int_bits(samples: &[Sample], e: i8, by_delta: bool) -> u8 {
             let dod = delta - d0;
             m0 = m;
             d0 = delta;
-            if dod != 0 {
-                residuals.push(if by_delta { delta } else { dod });
+            match mode {
+                IntMode::Dod if dod != 0 => residuals.push(dod),
+                IntMode::Delta if dod != 0 => residuals.push(delta),
+                IntMode::Step if delta != 0 => residuals.push(delta),
+                _ => {}
             }
         }
     }
@@ -376,6 +464,64 @@ fn best_packing(samples: &[Sample], e: i8, by_delta: bool) -> (u64, i64, u8) {
     best
 }
 
+/// The truncated binary code for `n` (2..=2^62) symbols: `k` bits for
+/// the first `u` symbols, `k + 1` bits (the symbol plus `u`) for the rest.
+#[inline(always)]
+fn truncated_code(n: u64) -> (u32, u64) {
+    let k = 63 - n.leading_zeros();
+    (k, (2u64 << k) - n)
+}
+
+/// Bits of symbol `sym` in the truncated binary code for `n` symbols.
+fn truncated_bits(sym: u64, n: u64) -> u64 {
+    let (k, u) = truncated_code(n);
+    u64::from(k) + u64::from(sym >= u)
+}
+
+/// The `(bits, centre, n)` of the ranged encoding for these samples'
+/// integers (or deltas), estimated like [`best_packing`]: the median as
+/// centre, and the symbol count that leaves the fewest bits with up to
+/// two outliers escaped.
+fn best_ranged(samples: &[Sample], e: i8, by_delta: bool) -> (u64, i64, u64) {
+    let mut xs: Vec<i64> = Vec::with_capacity(samples.len());
+    let mut prev = 0i64;
+    for s in samples {
+        if let Some(m) = scaled(s.v, e) {
+            xs.push(if by_delta { m - prev } else { m });
+            prev = m;
+        }
+    }
+    if xs.is_empty() {
+        return (u64::MAX, 0, 2);
+    }
+    let mut sorted = xs.clone();
+    sorted.sort_unstable();
+    let c = sorted[sorted.len() / 2];
+    let mut syms: Vec<u64> = xs.iter().map(|&x| zigzag(x.wrapping_sub(c))).collect();
+    syms.sort_unstable();
+    let escape = 1 + xs.iter().map(|&x| long_bits(x)).max().unwrap_or(64);
+    let mut best = (u64::MAX, c, 2u64);
+    for trim in 0..syms.len().min(3) {
+        let top = syms[syms.len() - 1 - trim];
+        if top >= MAX_RANGED_SYMBOLS - 1 {
+            continue;
+        }
+        let n = top + 2;
+        let kept: u64 = syms[..syms.len() - trim]
+            .iter()
+            .map(|&s| truncated_bits(s, n))
+            .sum();
+        let cost = kept
+            + trim as u64 * (truncated_bits(n - 1, n) + escape)
+            + long_bits(c)
+            + long_bits(n as i64);
+        if cost < best.0 {
+            best = (cost, c, n);
+        }
+    }
+    best
+}
+
 fn sign_extend(raw: u64, bits: u32) -> i64 {
     let shift = 64 - bits;
     ((raw << shift) as i64) >> shift
@@ -420,6 +566,9 @@ impl Chunk {
             ValueEncoding::Xor => Self::decode_checked_as::<V_XOR>(it, mint, maxt, out),
             ValueEncoding::IntPacked { .. } => {
                 Self::decode_checked_as::<V_PACKED>(it, mint, maxt, out)
+            }
+            ValueEncoding::IntRanged { .. } => {
+                Self::decode_checked_as::<V_RANGED>(it, mint, maxt, out)
             }
             _ => Self::decode_checked_as::<V_INT>(it, mint, maxt, out),
         }
@@ -483,7 +632,7 @@ impl Chunk {
 
 fn read_count(data: &[u8]) -> usize {
     match data {
-        [a, b, ..] => usize::from(u16::from_be_bytes([*a, *b])),
+        [a, b, ..] => usize::from(u16::from_be_bytes([*a, *b]) & !REGULAR_FLAG),
         _ => 0,
     }
 }
@@ -526,7 +675,7 @@ impl State {
     /// The predicted next timestamp; the stream stores `t - predict()`.
     fn predict(&self) -> i64 {
         match self.enc.time {
-            TimeEncoding::DeltaOfDelta => self.t.wrapping_add(self.t_delta),
+            TimeEncoding::DeltaOfDelta | TimeEncoding::Regular => self.t.wrapping_add(self.t_delta),
             TimeEncoding::Base => self.anchor.wrapping_add(self.t_delta),
         }
     }
@@ -536,6 +685,8 @@ impl State {
         let delta = t.wrapping_sub(self.t);
         match self.enc.time {
             TimeEncoding::DeltaOfDelta => self.t_delta = delta,
+            // the interval is read once, with the second timestamp
+            TimeEncoding::Regular => {}
             TimeEncoding::Base => {
                 if fits_signed(r, T_SMALL_BITS) {
                     // jitter: the ideal grid continues, so the next
@@ -597,7 +748,16 @@ impl ChunkAppender {
     /// A series' previous chunk size predicts the next one well, and
     /// reserving it avoids the doubling slack of a growing buffer in every
     /// open chunk.
-    pub fn with_encoding_and_capacity(enc: Encoding, bytes: usize) -> Self {
+    pub fn with_encoding_and_capacity(mut enc: Encoding, bytes: usize) -> Self {
+        if enc.time == TimeEncoding::Regular {
+            enc.time = TimeEncoding::Base;
+        }
+        Self::exactly(enc, bytes)
+    }
+
+    /// An appender in exactly `enc`, including [`TimeEncoding::Regular`]:
+    /// the caller appends only evenly spaced timestamps then.
+    fn exactly(enc: Encoding, bytes: usize) -> Self {
         let mut buf = Vec::with_capacity(bytes.max(HEADER_LEN));
         buf.extend_from_slice(&[0; HEADER_LEN]);
         buf[2..4].copy_from_slice(&enc.to_bytes());
@@ -675,6 +835,13 @@ impl ChunkAppender {
             self.put(t as u64, 64);
             self.st.t = t;
             self.st.anchor = t;
+        } else if self.st.enc.time == TimeEncoding::Regular {
+            if self.count == 1 {
+                let d = t.wrapping_sub(self.st.t);
+                self.put_long(d);
+                self.st.t_delta = d;
+            }
+            self.st.t = t;
         } else {
             let r = t.wrapping_sub(self.st.predict());
             self.put_t(r);
@@ -684,7 +851,7 @@ impl ChunkAppender {
         self.min_t = self.min_t.min(t);
         self.max_t = self.max_t.max(t);
         self.count += 1;
-        self.buf[..2].copy_from_slice(&self.count.to_be_bytes());
+        self.buf[..2].copy_from_slice(&self.st.enc.count_word(self.count));
         true
     }
 
@@ -711,7 +878,7 @@ impl ChunkAppender {
             .max()
             .unwrap_or(0);
         let encode = |enc: Encoding, base: i64| {
-            let mut a = ChunkAppender::with_encoding(enc);
+            let mut a = ChunkAppender::exactly(enc, 0);
             a.st.base = base;
             for s in &samples {
                 a.append(s.t, s.v);
@@ -727,8 +894,21 @@ impl ChunkAppender {
                 }
             }
         };
+        // evenly spaced timestamps cost nothing after the second one
+        let regular = match samples.as_slice() {
+            [a, b, ..] => {
+                let d = b.t.wrapping_sub(a.t);
+                d != 0 && samples.windows(2).all(|w| w[1].t.wrapping_sub(w[0].t) == d)
+            }
+            _ => false,
+        };
+        let times: &[TimeEncoding] = if regular {
+            &[TimeEncoding::Regular]
+        } else {
+            &[TimeEncoding::Base, TimeEncoding::DeltaOfDelta]
+        };
         // timestamps and values take separate bits, so pick each in turn
-        for time in [TimeEncoding::Base, TimeEncoding::DeltaOfDelta] {
+        for &time in times {
             let enc = Encoding {
                 time,
                 ..best.st.enc
@@ -738,11 +918,15 @@ impl ChunkAppender {
         for value in [
             ValueEncoding::IntDelta {
                 e,
-                k: best_int_bits(&samples, e, true),
+                k: best_int_bits(&samples, e, IntMode::Delta),
+            },
+            ValueEncoding::IntStep {
+                e,
+                k: best_int_bits(&samples, e, IntMode::Step),
             },
             ValueEncoding::IntDod {
                 e,
-                k: best_int_bits(&samples, e, false),
+                k: best_int_bits(&samples, e, IntMode::Dod),
             },
             ValueEncoding::Xor,
         ] {
@@ -752,26 +936,43 @@ impl ChunkAppender {
             };
             try_enc(&mut best, enc, 0);
         }
-        // a packing fits one chunk's range; the next open chunk, appended
-        // before its data is known, keeps the best prefix encoding
-        let next = best.st.enc;
-        if next.value != ValueEncoding::Xor {
+        // a packing fits one chunk's range and regular timestamps one
+        // chunk's intervals; the next open chunk, appended before its data
+        // is known, keeps the best prefix encoding and base timestamps
+        let chosen = best.st.enc;
+        let next = Encoding {
+            time: match chosen.time {
+                TimeEncoding::Regular => TimeEncoding::Base,
+                t => t,
+            },
+            ..chosen
+        };
+        if chosen.value != ValueEncoding::Xor {
             // both packings cost the same but for the values' bits, which
             // are known without encoding
-            let (values, base, w) = best_packing(&samples, e, false);
-            let (deltas, d_base, d_w) = best_packing(&samples, e, true);
-            let (value, base) = if deltas < values {
-                let v = ValueEncoding::IntPacked {
-                    e,
-                    w: d_w,
-                    delta: true,
-                };
-                (v, d_base)
-            } else {
-                let v = ValueEncoding::IntPacked { e, w, delta: false };
-                (v, base)
-            };
-            try_enc(&mut best, Encoding { value, ..next }, base);
+            // and so do the ranged forms: only the cheapest estimate is
+            // encoded
+            let mut cands: Vec<(u64, ValueEncoding, i64, u64)> = Vec::with_capacity(4);
+            for delta in [false, true] {
+                let (bits, base, w) = best_packing(&samples, e, delta);
+                cands.push((bits, ValueEncoding::IntPacked { e, w, delta }, base, 0));
+                let (bits, c, n) = best_ranged(&samples, e, delta);
+                cands.push((bits, ValueEncoding::IntRanged { e, delta }, c, n));
+            }
+            if let Some(&(_, value, base, n)) = cands.iter().min_by_key(|c| c.0) {
+                let enc = Encoding { value, ..chosen };
+                if enc != best.st.enc {
+                    let mut a = ChunkAppender::exactly(enc, 0);
+                    a.st.base = base;
+                    a.st.m_delta = n as i64;
+                    for s in &samples {
+                        a.append(s.t, s.v);
+                    }
+                    if a.buf.len() < best.buf.len() {
+                        best = a;
+                    }
+                }
+            }
         }
         (best.finish(), next)
     }
@@ -794,7 +995,7 @@ impl ChunkAppender {
 
     fn put_value(&mut self, v: f64) {
         let bits = v.to_bits();
-        let (e, k, by_delta) = match self.st.enc.value {
+        let (e, k, mode) = match self.st.enc.value {
             ValueEncoding::Xor => {
                 self.put_xor(bits);
                 self.st.v_bits = bits;
@@ -806,10 +1007,15 @@ impl ChunkAppender {
                 }
                 return;
             }
-            ValueEncoding::IntDod { e, k } => (e, k, false),
-            ValueEncoding::IntDelta { e, k } => (e, k, true),
+            ValueEncoding::IntDod { e, k } => (e, k, IntMode::Dod),
+            ValueEncoding::IntDelta { e, k } => (e, k, IntMode::Delta),
+            ValueEncoding::IntStep { e, k } => (e, k, IntMode::Step),
             ValueEncoding::IntPacked { e, w, delta } => {
                 self.put_packed(bits, e, u32::from(w), delta);
+                return;
+            }
+            ValueEncoding::IntRanged { e, delta } => {
+                self.put_ranged(bits, e, delta);
                 return;
             }
         };
@@ -823,11 +1029,15 @@ impl ChunkAppender {
         let dod = delta - self.st.m_delta;
         self.st.m = m;
         self.st.m_delta = delta;
-        if dod == 0 {
+        let (one_bit, r) = match mode {
+            IntMode::Dod => (dod == 0, dod),
+            IntMode::Delta => (dod == 0, delta),
+            IntMode::Step => (delta == 0, delta),
+        };
+        if one_bit {
             self.put(0, 1);
             return;
         }
-        let r = if by_delta { delta } else { dod };
         for (prefix, plen, bits) in i_buckets(k) {
             if fits_signed(r, bits) {
                 self.put(prefix, plen);
@@ -859,6 +1069,42 @@ impl ChunkAppender {
             self.put(r, w);
         } else {
             self.put(esc, w);
+            self.put(1, 1);
+            self.put_long(x);
+        }
+    }
+
+    /// The ranged encoding; `st.base` is the centre, `st.m_delta` the
+    /// symbol count (set by [`ChunkAppender::finish_best`]).
+    fn put_ranged(&mut self, bits: u64, e: i8, by_delta: bool) {
+        let n = (self.st.m_delta as u64).clamp(2, MAX_RANGED_SYMBOLS);
+        self.st.v_bits = bits;
+        if self.count == 0 {
+            self.put_long(self.st.base);
+            self.put_long(n as i64);
+            self.st.m_delta = n as i64;
+        }
+        let (k, u) = truncated_code(n);
+        let put_sym = |a: &mut Self, sym: u64| {
+            if sym < u {
+                a.put(sym, k);
+            } else {
+                a.put(sym + u, k + 1);
+            }
+        };
+        let Some(m) = scaled(f64::from_bits(bits), e) else {
+            put_sym(self, n - 1);
+            self.put(0, 1);
+            self.put(bits, 64);
+            return;
+        };
+        let x = if by_delta { m - self.st.m } else { m };
+        self.st.m = m;
+        let sym = zigzag(x.wrapping_sub(self.st.base));
+        if sym < n - 1 {
+            put_sym(self, sym);
+        } else {
+            put_sym(self, n - 1);
             self.put(1, 1);
             self.put_long(x);
         }
@@ -1013,6 +1259,7 @@ impl<'a> ChunkIter<'a> {
         match self.st.enc.value {
             ValueEncoding::Xor => self.decode_as::<V_XOR>(),
             ValueEncoding::IntPacked { .. } => self.decode_as::<V_PACKED>(),
+            ValueEncoding::IntRanged { .. } => self.decode_as::<V_RANGED>(),
             _ => self.decode_as::<V_INT>(),
         }
     }
@@ -1028,10 +1275,30 @@ impl<'a> ChunkIter<'a> {
             self.first = false;
             self.st.t = self.get(64)? as i64;
             self.st.anchor = self.st.t;
-            if let ValueEncoding::IntPacked { .. } = self.st.enc.value {
+            match self.st.enc.value {
                 // the packing's base follows the first timestamp
-                self.st.base = self.get_long()?;
+                ValueEncoding::IntPacked { .. } => self.st.base = self.get_long()?,
+                // the centre and the symbol count follow it
+                ValueEncoding::IntRanged { .. } => {
+                    self.st.base = self.get_long()?;
+                    let n = self.get_long()?;
+                    if !(2..=MAX_RANGED_SYMBOLS as i64).contains(&n) {
+                        return None;
+                    }
+                    self.st.m_delta = n;
+                }
+                _ => {}
             }
+        } else if let TimeEncoding::Regular = self.st.enc.time {
+            if self.st.t_delta == 0 {
+                // the second timestamp: the interval, which is never zero
+                let d = self.get_long()?;
+                if d == 0 {
+                    return None;
+                }
+                self.st.t_delta = d;
+            }
+            self.st.t = self.st.t.wrapping_add(self.st.t_delta);
         } else {
             // prefix and payload of the small buckets come from one peek
             let avail = self.avail();
@@ -1062,10 +1329,16 @@ impl<'a> ChunkIter<'a> {
                 b
             }
             _ if V == V_XOR => self.xor_value()?,
-            ValueEncoding::IntDod { e, k } if V == V_INT => self.int_value(e, k, false)?,
-            ValueEncoding::IntDelta { e, k } if V == V_INT => self.int_value(e, k, true)?,
+            ValueEncoding::IntDod { e, k } if V == V_INT => self.int_value(e, k, IntMode::Dod)?,
+            ValueEncoding::IntDelta { e, k } if V == V_INT => {
+                self.int_value(e, k, IntMode::Delta)?
+            }
+            ValueEncoding::IntStep { e, k } if V == V_INT => self.int_value(e, k, IntMode::Step)?,
             ValueEncoding::IntPacked { e, w, delta } if V == V_PACKED => {
                 self.packed_value(e, u32::from(w), delta)?
+            }
+            ValueEncoding::IntRanged { e, delta } if V == V_RANGED => {
+                self.ranged_value(e, delta)?
             }
             // callers pass the family of the header's encoding
             _ => return None,
@@ -1077,7 +1350,7 @@ impl<'a> ChunkIter<'a> {
     // inlined into the decoding loops: a call per field costs as much
     // as the decoding
     #[inline(always)]
-    fn int_value(&mut self, e: i8, k: u8, by_delta: bool) -> Option<u64> {
+    fn int_value(&mut self, e: i8, k: u8, mode: IntMode) -> Option<u64> {
         let avail = self.avail();
         let w = self.peek();
         let r = match w.leading_ones().min(5) {
@@ -1105,10 +1378,11 @@ impl<'a> ChunkIter<'a> {
                 return self.get(64);
             }
         };
-        let delta = match r {
-            None => self.st.m_delta,
-            Some(r) if by_delta => r,
-            Some(r) => self.st.m_delta.wrapping_add(r),
+        let delta = match (r, mode) {
+            (None, IntMode::Step) => 0,
+            (None, _) => self.st.m_delta,
+            (Some(r), IntMode::Dod) => self.st.m_delta.wrapping_add(r),
+            (Some(r), _) => r,
         };
         self.st.m = self.st.m.wrapping_add(delta);
         self.st.m_delta = delta;
@@ -1120,6 +1394,34 @@ impl<'a> ChunkIter<'a> {
         let r = self.get(w)?;
         let x = if r != low_mask(w) {
             self.st.base.wrapping_add(r as i64)
+        } else if self.get(1)? == 0 {
+            // raw value bits; the integer state is unchanged
+            return self.get(64);
+        } else {
+            self.get_long()?
+        };
+        self.st.m = if by_delta {
+            self.st.m.wrapping_add(x)
+        } else {
+            x
+        };
+        Some(unscale(self.st.m, e).to_bits())
+    }
+
+    #[inline(always)]
+    fn ranged_value(&mut self, e: i8, by_delta: bool) -> Option<u64> {
+        // the symbol count lives where the other integer modes keep their
+        // delta, which this one has no use for
+        let n = self.st.m_delta as u64;
+        let (k, u) = truncated_code(n);
+        let v = self.get(k)?;
+        let sym = if v < u {
+            v
+        } else {
+            ((v << 1) | self.get(1)?) - u
+        };
+        let x = if sym < n - 1 {
+            self.st.base.wrapping_add(unzigzag(sym))
         } else if self.get(1)? == 0 {
             // raw value bits; the integer state is unchanged
             return self.get(64);
@@ -1188,6 +1490,7 @@ impl ChunkIter<'_> {
         match self.st.enc.value {
             ValueEncoding::Xor => self.samples_into_as::<V_XOR>(mint, maxt, out),
             ValueEncoding::IntPacked { .. } => self.samples_into_as::<V_PACKED>(mint, maxt, out),
+            ValueEncoding::IntRanged { .. } => self.samples_into_as::<V_RANGED>(mint, maxt, out),
             _ => self.samples_into_as::<V_INT>(mint, maxt, out),
         }
     }
@@ -1241,7 +1544,11 @@ mod tests {
 
     fn all_encodings() -> Vec<Encoding> {
         let mut v = Vec::new();
-        for time in [TimeEncoding::Base, TimeEncoding::DeltaOfDelta] {
+        for time in [
+            TimeEncoding::Base,
+            TimeEncoding::DeltaOfDelta,
+            TimeEncoding::Regular,
+        ] {
             for value in [
                 ValueEncoding::Xor,
                 ValueEncoding::IntDod { e: 0, k: 7 },
@@ -1250,6 +1557,11 @@ mod tests {
                     k: MIN_INT_BITS,
                 },
                 ValueEncoding::IntDelta { e: 3, k: 12 },
+                ValueEncoding::IntStep { e: 1, k: 6 },
+                ValueEncoding::IntStep {
+                    e: -2,
+                    k: MAX_INT_BITS,
+                },
                 ValueEncoding::IntDod {
                     e: MAX_EXPONENT,
                     k: MAX_INT_BITS,
@@ -1274,6 +1586,12 @@ mod tests {
                     w: 64,
                     delta: false,
                 },
+                ValueEncoding::IntRanged { e: 0, delta: true },
+                ValueEncoding::IntRanged { e: 2, delta: false },
+                ValueEncoding::IntRanged {
+                    e: -2,
+                    delta: false,
+                },
             ] {
                 v.push(Encoding { time, value });
             }
@@ -1290,14 +1608,29 @@ mod tests {
     fn roundtrip(samples: &[(i64, f64)]) -> Chunk {
         let want: Vec<(i64, u64)> = samples.iter().map(|&(t, v)| (t, v.to_bits())).collect();
         let mut last = None;
+        let regular = samples.len() >= 2 && {
+            let d = samples[1].0.wrapping_sub(samples[0].0);
+            d != 0 && samples.windows(2).all(|w| w[1].0.wrapping_sub(w[0].0) == d)
+        };
         for enc in all_encodings() {
-            let mut a = ChunkAppender::with_encoding(enc);
+            if enc.time == TimeEncoding::Regular && !regular {
+                continue;
+            }
+            let mut a = ChunkAppender::exactly(enc, 0);
             if let ValueEncoding::IntPacked { w, .. } = enc.value {
                 // packings that fit the data badly, so escapes are used
                 a.st.base = match w {
                     5 => -3,
                     12 => 100,
                     _ => i64::MIN,
+                };
+            }
+            if let ValueEncoding::IntRanged { e, .. } = enc.value {
+                // the same for the ranged form: centre and symbol count
+                (a.st.base, a.st.m_delta) = match e {
+                    0 => (-3, 5),
+                    2 => (100, 1000),
+                    _ => (i64::MIN, MAX_RANGED_SYMBOLS as i64),
                 };
             }
             for &(t, v) in samples {
@@ -1446,7 +1779,7 @@ mod tests {
         };
         let [b, k] = enc.to_bytes();
         assert_eq!(b, 0x80 | 0x40 | 22);
-        assert_eq!(Encoding::from_bytes(b, k), Some(enc));
+        assert_eq!(Encoding::from_bytes(b, k, false), Some(enc));
     }
 
     #[test]
@@ -1497,6 +1830,7 @@ mod tests {
             match enc.map(|e| e.value) {
                 Some(
                     ValueEncoding::IntDelta { e, .. }
+                    | ValueEncoding::IntStep { e, .. }
                     | ValueEncoding::IntDod { e, .. }
                     | ValueEncoding::IntPacked { e, .. },
                 ) => assert_eq!(e, -4),
@@ -1707,8 +2041,8 @@ mod tests {
         }
         let mut bad = c.bytes().to_vec();
         bad[2] = 0x7f;
-        for k in [0, 65, 0x80, 0xff] {
-            // packed widths are 1..=64
+        for k in [65, 0xc1, 0xff] {
+            // packed widths are 1..=64 (0 is the ranged form)
             bad[3] = k;
             assert!(!Chunk::decode_checked(&bad, 0, 10, &mut Vec::new()));
             assert!(Chunk::from_bytes(bad.clone().into()).is_none());
@@ -1716,6 +2050,23 @@ mod tests {
         bad[2] = 0x00;
         bad[3] = 1; // XOR has no bucket width
         assert!(Chunk::from_bytes(bad.into()).is_none());
+        // a ranged chunk needs at least two symbols: centre 0, n = 1
+        for (n, ok) in [(1i64, false), (2, true)] {
+            let mut w = BitWriter::default();
+            w.put(5, 64);
+            w.put(0, 7);
+            let z = zigzag(n);
+            w.put(u64::from(64 - z.leading_zeros()), 7);
+            w.put(z, 64 - z.leading_zeros());
+            w.put(0, 1); // symbol 0 (n = 2: one bit per symbol)
+            let mut ranged = vec![0, 1, 0x60, 0];
+            ranged.extend(w.bytes);
+            let got = Chunk::from_bytes(ranged.into());
+            assert_eq!(got.is_some(), ok, "n = {n}");
+            if let Some(c) = got {
+                assert_eq!(bits(c.iter()), vec![(5, 0f64.to_bits())]);
+            }
+        }
         let mut rng = Rng::new(3);
         for _ in 0..2000 {
             let len = rng.below(40) as usize;
@@ -1725,7 +2076,7 @@ mod tests {
     }
 
     fn encoded_len(enc: Encoding, samples: &[(i64, f64)]) -> usize {
-        let mut a = ChunkAppender::with_encoding(enc);
+        let mut a = ChunkAppender::exactly(enc, 0);
         for &(t, v) in samples {
             a.append(t, v);
         }
@@ -1748,6 +2099,260 @@ mod tests {
         // one bit each for time and value
         assert!(c.bytes().len() <= 3 + 8 + 5 + 4 + 30, "{}", c.bytes().len());
         assert_eq!((c.min_t(), c.len()), (1_700_000_000_000, 120));
+    }
+
+    #[test]
+    fn evenly_spaced_timestamps_cost_no_bits_after_the_interval() {
+        // a constant gauge over 480 scrapes: the value repeats at one bit a
+        // sample, the timestamps cost nothing but the first and the interval
+        let s: Vec<(i64, f64)> = (0..480)
+            .map(|i| (1_700_000_000_000 + i * 15_000, 42.0))
+            .collect();
+        let c = roundtrip(&s);
+        let mut a = ChunkAppender::new();
+        for &(t, v) in &s {
+            a.append(t, v);
+        }
+        let (best, next) = a.finish_best();
+        assert_eq!(best.encoding().map(|e| e.time), Some(TimeEncoding::Regular));
+        assert_eq!(best.bytes()[0] & 0x80, 0x80, "flag in the count word");
+        assert_eq!(
+            (best.len(), best.min_t(), best.max_t()),
+            (480, s[0].0, s[479].0)
+        );
+        // header 4, first timestamp 8, interval 7+16 bits, 480 value bits
+        assert!(
+            best.bytes().len() <= 4 + 8 + 3 + 60 + 3,
+            "{}",
+            best.bytes().len()
+        );
+        // the next open chunk cannot promise even intervals
+        assert_eq!(next.time, TimeEncoding::Base);
+        assert_ne!(c.encoding().map(|e| e.time), None);
+        let a = ChunkAppender::with_encoding(Encoding {
+            time: TimeEncoding::Regular,
+            value: ValueEncoding::Xor,
+        });
+        assert_eq!(a.encoding().time, TimeEncoding::Base);
+    }
+
+    #[test]
+    fn one_uneven_interval_keeps_per_sample_timestamps() {
+        let mut s: Vec<(i64, f64)> = (0..100).map(|i| (i * 15_000, i as f64)).collect();
+        s[50].0 += 1;
+        roundtrip(&s);
+        let mut a = ChunkAppender::new();
+        for &(t, v) in &s {
+            a.append(t, v);
+        }
+        let (best, _) = a.finish_best();
+        assert_ne!(best.encoding().map(|e| e.time), Some(TimeEncoding::Regular));
+        assert_eq!(
+            bits(best.iter()),
+            bits(s.iter().map(|&(t, v)| Sample::new(t, v)))
+        );
+        // negative and wrapping intervals are just intervals
+        roundtrip(&[(i64::MAX - 1, 1.0), (i64::MIN, 2.0), (i64::MIN + 1, 3.0)]);
+        roundtrip(&[(30, 1.0), (20, 2.0), (10, 3.0)]);
+    }
+
+    #[test]
+    fn regular_chunk_laid_out_by_hand_decodes_and_a_zero_interval_is_refused() {
+        // FORMAT.md: count word 0x8003 (regular, 3 samples), encoding byte
+        // 0x40 (integer deltas, e = 0), k = 4; t0 = 1000 in 64 bits; value
+        // `10 0101` (5); interval as a long: n = 6 (7 bits) and zigzag(30)
+        // = 60 in 6 bits; value `0` (delta 5 again); value `0`.
+        let mut w = BitWriter::default();
+        w.put(1000, 64);
+        w.put(0b10_0101, 6);
+        w.put(6, 7);
+        w.put(60, 6);
+        w.put(0, 1);
+        w.put(0, 1);
+        let mut bytes = vec![0x80, 3, 0x40, 4];
+        bytes.extend(w.bytes);
+        let c = Chunk::from_bytes(bytes.clone().into()).expect("valid");
+        assert_eq!(
+            bits(c.iter()),
+            vec![
+                (1000, 5f64.to_bits()),
+                (1030, 10f64.to_bits()),
+                (1060, 15f64.to_bits())
+            ]
+        );
+        // the same with a zero interval: n = 0 is zigzag(0)
+        let mut w = BitWriter::default();
+        w.put(1000, 64);
+        w.put(0b10_0101, 6);
+        w.put(0, 7);
+        w.put(0, 1);
+        w.put(0, 1);
+        let mut bad = vec![0x80, 3, 0x40, 4];
+        bad.extend(w.bytes);
+        assert!(Chunk::from_bytes(bad.into()).is_none());
+        // a regular chunk may not also set the base-interval bit
+        bytes[2] |= 0x80;
+        assert!(Chunk::from_bytes(bytes.into()).is_none());
+    }
+
+    #[test]
+    fn held_gauges_pay_one_bit_per_repeat() {
+        // a temperature with one decimal, read every other scrape
+        let mut rng = Rng::new(21);
+        let mut v = 0.0;
+        let s: Vec<(i64, f64)> = (0..480)
+            .map(|i: i64| {
+                if i % 2 == 0 {
+                    v = (300 + rng.below(400)) as f64 / 10.0;
+                }
+                (i * 15_000, v)
+            })
+            .collect();
+        roundtrip(&s);
+        let mut a = ChunkAppender::new();
+        for &(t, v) in &s {
+            a.append(t, v);
+        }
+        let (c, next) = a.finish_best();
+        assert!(
+            matches!(
+                c.encoding().map(|e| e.value),
+                Some(ValueEncoding::IntStep { e: 1, .. })
+            ),
+            "{:?}",
+            c.encoding()
+        );
+        assert_eq!(next.value, c.encoding().map(|e| e.value).unwrap());
+        let delta = encoded_len(
+            Encoding {
+                time: TimeEncoding::Regular,
+                value: ValueEncoding::IntDelta {
+                    e: 1,
+                    k: best_int_bits(
+                        &s.iter()
+                            .map(|&(t, v)| Sample::new(t, v))
+                            .collect::<Vec<_>>(),
+                        1,
+                        IntMode::Delta,
+                    ),
+                },
+            },
+            &s,
+        );
+        // a change costs a prefix and its delta, a repeat one bit
+        assert!(
+            c.bytes().len() * 8 < 240 * 13 + 240 + 200,
+            "{}",
+            c.bytes().len()
+        );
+        assert!(
+            c.bytes().len() * 10 < delta * 8,
+            "{} vs {delta}",
+            c.bytes().len()
+        );
+        // byte 3 carries the step flag above k
+        let Some(ValueEncoding::IntStep { k, .. }) = c.encoding().map(|e| e.value) else {
+            unreachable!()
+        };
+        assert_eq!(c.bytes()[3], 0x80 | k);
+    }
+
+    #[test]
+    fn truncated_codes_are_complete_and_prefix_free() {
+        for n in (2..=300u64).chain([1 << 20, (1 << 20) + 1, MAX_RANGED_SYMBOLS]) {
+            let (k, u) = truncated_code(n);
+            assert!(1 << k <= n && n < 2 << k, "{n}");
+            // Kraft: short codes for u symbols, long ones for n - u, and
+            // together they use every k+1-bit pattern exactly once
+            assert_eq!(2 * u + (n - u), 2 << k, "{n}");
+            if n <= 300 {
+                let mut seen = std::collections::HashSet::new();
+                for sym in 0..n {
+                    let len = truncated_bits(sym, n);
+                    let code = if sym < u { sym << 1 } else { sym + u };
+                    // as a k+1-bit prefix: short codes cover two patterns
+                    assert!(seen.insert(code >> (k + 1 - len as u32) << (k + 1 - len as u32)));
+                    assert!(len == u64::from(k) || len == u64::from(k) + 1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ranged_values_cost_the_log_of_their_range() {
+        // a gauge with four significant digits drawn anew each scrape (9000
+        // values: 13.1 bits of information, 14 in a packing)
+        let mut rng = Rng::new(5);
+        let s: Vec<(i64, f64)> = (0..480)
+            .map(|i| (i * 15_000, (1000 + rng.below(9000)) as f64 / 1e7))
+            .collect();
+        roundtrip(&s);
+        let mut a = ChunkAppender::new();
+        for &(t, v) in &s {
+            a.append(t, v);
+        }
+        let (c, next) = a.finish_best();
+        assert!(
+            matches!(
+                c.encoding().map(|e| e.value),
+                Some(ValueEncoding::IntRanged { e: 7, delta: false })
+            ),
+            "{:?}",
+            c.encoding()
+        );
+        assert!(!matches!(next.value, ValueEncoding::IntRanged { .. }));
+        assert!(
+            c.bytes().len() * 8 < 480 * 1320 / 100 + 200,
+            "{}",
+            c.bytes().len()
+        );
+        let packed = {
+            let mut a = ChunkAppender::exactly(
+                Encoding {
+                    time: TimeEncoding::Regular,
+                    value: ValueEncoding::IntPacked {
+                        e: 7,
+                        w: 14,
+                        delta: false,
+                    },
+                },
+                0,
+            );
+            a.st.base = 1000;
+            for &(t, v) in &s {
+                a.append(t, v);
+            }
+            a.bytes().len()
+        };
+        assert!(
+            c.bytes().len() * 100 < packed * 96,
+            "{} vs {packed}",
+            c.bytes().len()
+        );
+        // byte 3: width 0 marks the ranged form
+        assert_eq!(c.bytes()[3], 0);
+    }
+
+    /// Bits laid out by hand, most significant first, for format tests.
+    #[derive(Default)]
+    struct BitWriter {
+        bytes: Vec<u8>,
+        used: u32,
+    }
+
+    impl BitWriter {
+        fn put(&mut self, v: u64, n: u32) {
+            for i in (0..n).rev() {
+                if self.used.is_multiple_of(8) {
+                    self.bytes.push(0);
+                }
+                let bit = ((v >> i) & 1) as u8;
+                if let Some(last) = self.bytes.last_mut() {
+                    *last |= bit << (7 - self.used % 8);
+                }
+                self.used += 1;
+            }
+        }
     }
 
     #[test]
@@ -1891,7 +2496,7 @@ mod tests {
         }
         let xor = encoded_len(
             Encoding {
-                time: TimeEncoding::Base,
+                time: TimeEncoding::Regular,
                 value: ValueEncoding::Xor,
             },
             &s,

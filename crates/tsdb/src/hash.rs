@@ -37,12 +37,33 @@ fn mix_bytes(mut h: u64, b: &[u8]) -> u64 {
 /// than the byte-at-a-time stable hash. Collisions are handled by the
 /// caller.
 pub(crate) fn labels_hash<L: LabelSet + ?Sized>(l: &L) -> u64 {
+    pairs_hash(l.pairs())
+}
+
+/// [`labels_hash`] over (name, value) pairs given one by one, in label
+/// order.
+pub(crate) fn pairs_hash<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
     let mut h = 0u64;
-    for (name, value) in l.pairs() {
+    for (name, value) in pairs {
         h = mix_bytes(h, name.as_bytes());
         h = mix_bytes(h, value.as_bytes());
     }
     fmix(h)
+}
+
+/// Heap bytes of a std (hashbrown) table holding up to `capacity` entries
+/// of `slot` bytes: a power of two of buckets at most 7/8 full, one control
+/// byte each plus a group's worth at the end.
+pub(crate) fn table_bytes(capacity: usize, slot: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = if capacity < 8 {
+        (capacity + 1).next_power_of_two()
+    } else {
+        (capacity.saturating_mul(8) / 7).next_power_of_two()
+    };
+    buckets * (slot + 1) + 16
 }
 
 /// Hasher for maps keyed by integers that are already well distributed or
@@ -76,6 +97,75 @@ impl Hasher for IntHasher {
 
 pub(crate) type IntMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<IntHasher>>;
 
+/// A map from `u64` to `u64` for keys and values that nearly always fit
+/// in 32 bits (series refs, slots, offsets): such entries sit in a table of
+/// 8-byte buckets, half the size of a `u64` pair's, and the rare others in
+/// a second table.
+#[derive(Debug, Default)]
+pub(crate) struct NarrowMap {
+    narrow: IntMap<u32, u32>,
+    wide: IntMap<u64, u64>,
+}
+
+fn narrow_pair(k: u64, v: u64) -> Option<(u32, u32)> {
+    Some((u32::try_from(k).ok()?, u32::try_from(v).ok()?))
+}
+
+impl NarrowMap {
+    pub(crate) fn get(&self, k: u64) -> Option<u64> {
+        if let Ok(n) = u32::try_from(k)
+            && let Some(&v) = self.narrow.get(&n)
+        {
+            return Some(u64::from(v));
+        }
+        if self.wide.is_empty() {
+            return None;
+        }
+        self.wide.get(&k).copied()
+    }
+
+    pub(crate) fn contains_key(&self, k: u64) -> bool {
+        self.get(k).is_some()
+    }
+
+    /// Sets `k` to `v`, returning the previous value.
+    pub(crate) fn insert(&mut self, k: u64, v: u64) -> Option<u64> {
+        let old = self.remove(k);
+        match narrow_pair(k, v) {
+            Some((nk, nv)) => {
+                self.narrow.insert(nk, nv);
+            }
+            None => {
+                self.wide.insert(k, v);
+            }
+        }
+        old
+    }
+
+    pub(crate) fn remove(&mut self, k: u64) -> Option<u64> {
+        if let Ok(n) = u32::try_from(k)
+            && let Some(v) = self.narrow.remove(&n)
+        {
+            return Some(u64::from(v));
+        }
+        if self.wide.is_empty() {
+            return None;
+        }
+        self.wide.remove(&k)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.narrow
+            .iter()
+            .map(|(&k, &v)| (u64::from(k), u64::from(v)))
+            .chain(self.wide.iter().map(|(&k, &v)| (k, v)))
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        table_bytes(self.narrow.capacity(), 8) + table_bytes(self.wide.capacity(), 16)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +187,27 @@ mod tests {
             let l = Labels::from_pairs([("__name__", "m".to_string()), ("i", i.to_string())]);
             assert!(seen.insert(labels_hash(&l)));
         }
+    }
+
+    #[test]
+    fn narrow_map_moves_entries_between_widths() {
+        let mut m = NarrowMap::default();
+        assert_eq!(m.insert(1, 2), None);
+        assert_eq!(m.insert(1 << 40, 3), None);
+        assert_eq!(m.insert(4, 1 << 33), None);
+        assert_eq!(
+            (m.get(1), m.get(1 << 40), m.get(4)),
+            (Some(2), Some(3), Some(1 << 33))
+        );
+        // a wide value becoming narrow and back
+        assert_eq!(m.insert(4, 5), Some(1 << 33));
+        assert_eq!(m.get(4), Some(5));
+        assert_eq!(m.insert(1, u64::MAX), Some(2));
+        assert_eq!(m.get(1), Some(u64::MAX));
+        assert_eq!(m.remove(1 << 40), Some(3));
+        assert!(!m.contains_key(1 << 40) && m.contains_key(4));
+        let mut all: Vec<(u64, u64)> = m.iter().collect();
+        all.sort_unstable();
+        assert_eq!(all, vec![(1, u64::MAX), (4, 5)]);
     }
 }

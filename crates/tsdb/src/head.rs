@@ -16,12 +16,20 @@ use std::time::Duration;
 
 use pharos_model::{LabelSet, Labels, Matcher, Sample};
 
-use crate::chunk::{Chunk, ChunkAppender};
+use crate::chunk::{Chunk, ChunkAppender, Encoding};
 use crate::error::TsdbError;
-use crate::hash::IntMap;
+use crate::hash::{IntMap, NarrowMap};
 use crate::index::{Index, SeriesRef};
 
 const STRIPES: usize = 64;
+/// Bytes reserved for a new series' first chunk. Its size is not known yet
+/// (later chunks are sized after the one before): 48 holds the header, the
+/// first full timestamp and value and a dozen more samples without
+/// regrowing from 4 through 8, 16 and 32 bytes (each step a reallocation,
+/// and for a million series in lockstep, tens of MB of freed small slabs
+/// the allocator keeps for a while). 48 is an allocator size class, and so
+/// are its doublings (96, 192, 384).
+const FIRST_CHUNK_BYTES: usize = 48;
 /// Out-of-order samples are buffered raw until this many, then compressed.
 const OOO_BUF_SAMPLES: usize = 32;
 
@@ -159,24 +167,36 @@ struct Ooo {
     chunks: Vec<Chunk>,
 }
 
+/// One series' data. Kept small: one lives per active series. Its labels
+/// and their hash live in the index.
 #[derive(Debug)]
 struct MemSeries {
-    hash: u64,
-    /// Closed chunks, in time order, not overlapping.
-    chunks: Vec<Chunk>,
+    /// Closed chunks, in time order, not overlapping. A boxed slice rather
+    /// than a `Vec`: a chunk is closed every 120 samples, so an exact
+    /// reallocation then is cheap and saves both the capacity word and the
+    /// doubling slack (up to half the array).
+    chunks: Box<[Chunk]>,
     /// Holds the newest in-order sample once the series has any.
     open: ChunkAppender,
     ooo: Option<Box<Ooo>>,
 }
 
 impl MemSeries {
-    fn new(hash: u64) -> Self {
+    fn new() -> Self {
         Self {
-            hash,
-            chunks: Vec::new(),
-            open: ChunkAppender::new(),
+            chunks: Box::default(),
+            open: ChunkAppender::with_encoding_and_capacity(Encoding::default(), FIRST_CHUNK_BYTES),
             ooo: None,
         }
+    }
+
+    /// Appends a closed chunk, reallocating the array to the exact size.
+    fn push_chunk(&mut self, c: Chunk) {
+        let old = std::mem::take(&mut self.chunks);
+        let mut v = Vec::with_capacity(old.len() + 1);
+        v.extend(old);
+        v.push(c);
+        self.chunks = v.into_boxed_slice();
     }
 
     fn max_t(&self) -> Option<i64> {
@@ -306,10 +326,110 @@ impl MemSeries {
                     .map(|c| c.bytes().len() + std::mem::size_of::<Chunk>())
                     .sum::<usize>()
         });
-        self.chunks.capacity() * std::mem::size_of::<Chunk>()
+        self.chunks.len() * std::mem::size_of::<Chunk>()
             + self.chunks.iter().map(|c| c.bytes().len()).sum::<usize>()
             + self.open.capacity()
             + ooo
+    }
+}
+
+/// Series per page of a stripe's slab.
+const PAGE: usize = 64;
+
+/// One stripe's series. They sit in fixed-size pages (a growing `Vec`
+/// would carry up to half its length in slack, and a map of inline series
+/// half-empty buckets of 150 bytes each); a small map finds a ref's slot,
+/// and a dropped series' slot goes to the next new one.
+#[derive(Debug, Default)]
+struct SeriesStripe {
+    /// Slot of each series by `ref / STRIPES` (unique within a stripe, and
+    /// small enough for the map's narrow table).
+    slot_of: NarrowMap,
+    /// Every page but the last is full; each is allocated at `PAGE` and
+    /// never grows.
+    pages: Vec<Vec<Option<(SeriesRef, MemSeries)>>>,
+    free: Vec<u32>,
+}
+
+impl SeriesStripe {
+    fn slot(&self, i: u64) -> Option<&(SeriesRef, MemSeries)> {
+        let i = usize::try_from(i).ok()?;
+        self.pages.get(i / PAGE)?.get(i % PAGE)?.as_ref()
+    }
+
+    fn slot_mut(&mut self, i: u64) -> Option<&mut Option<(SeriesRef, MemSeries)>> {
+        let i = usize::try_from(i).ok()?;
+        self.pages.get_mut(i / PAGE)?.get_mut(i % PAGE)
+    }
+
+    fn get(&self, r: &SeriesRef) -> Option<&MemSeries> {
+        let i = self.slot_of.get(*r / STRIPES as u64)?;
+        self.slot(i).map(|(_, s)| s)
+    }
+
+    fn get_mut(&mut self, r: &SeriesRef) -> Option<&mut MemSeries> {
+        let i = self.slot_of.get(*r / STRIPES as u64)?;
+        self.slot_mut(i)?.as_mut().map(|(_, s)| s)
+    }
+
+    /// Adds series `r`; a ref already present keeps its data.
+    fn insert(&mut self, r: SeriesRef, s: MemSeries) {
+        let key = r / STRIPES as u64;
+        if self.slot_of.contains_key(key) {
+            return;
+        }
+        let i = match self.free.pop() {
+            Some(i) => {
+                if let Some(slot) = self.slot_mut(u64::from(i)) {
+                    *slot = Some((r, s));
+                }
+                u64::from(i)
+            }
+            None => {
+                if self.pages.last().is_none_or(|p| p.len() == PAGE) {
+                    self.pages.push(Vec::with_capacity(PAGE));
+                }
+                let first = (self.pages.len() - 1) * PAGE;
+                let Some(page) = self.pages.last_mut() else {
+                    return;
+                };
+                let i = first + page.len();
+                page.push(Some((r, s)));
+                i as u64
+            }
+        };
+        self.slot_of.insert(key, i);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(SeriesRef, MemSeries)> {
+        self.pages.iter().flatten().flatten()
+    }
+
+    /// Keeps the series for which `keep` says so.
+    fn retain(&mut self, mut keep: impl FnMut(SeriesRef, &mut MemSeries) -> bool) {
+        for (p, page) in self.pages.iter_mut().enumerate() {
+            for (o, slot) in page.iter_mut().enumerate() {
+                let Some((r, s)) = slot else { continue };
+                if !keep(*r, s) {
+                    self.slot_of.remove(*r / STRIPES as u64);
+                    // slots count one stripe's series: far below u32::MAX
+                    self.free.push((p * PAGE + o) as u32);
+                    *slot = None;
+                }
+            }
+        }
+    }
+
+    /// Heap bytes of the stripe's own structure (not what series point to).
+    fn heap_bytes(&self) -> usize {
+        self.slot_of.heap_bytes()
+            + self
+                .pages
+                .iter()
+                .map(|p| p.capacity() * std::mem::size_of::<Option<(SeriesRef, MemSeries)>>())
+                .sum::<usize>()
+            + self.pages.capacity() * std::mem::size_of::<Vec<()>>()
+            + self.free.capacity() * 4
     }
 }
 
@@ -322,7 +442,7 @@ pub struct Head {
     /// `collisions`.
     lookup: Box<[Mutex<IntMap<u64, SeriesRef>>]>,
     collisions: Mutex<Vec<(u64, SeriesRef)>>,
-    series: Box<[Mutex<IntMap<SeriesRef, MemSeries>>]>,
+    series: Box<[Mutex<SeriesStripe>]>,
     /// Serializes series creation so a series is logged before any sample
     /// can refer to it.
     create: Mutex<()>,
@@ -529,7 +649,7 @@ impl Head {
                 }
             }
         }
-        lock(&self.series[stripe(r)]).insert(r, MemSeries::new(hash));
+        lock(&self.series[stripe(r)]).insert(r, MemSeries::new());
     }
 
     /// Appends samples to one series. Each sample is checked on its own:
@@ -676,7 +796,7 @@ impl Head {
                 let (chunk, best) = old.finish_best();
                 // a little headroom: the next chunk may be slightly larger
                 let expect = chunk.bytes().len() + chunk.bytes().len() / 8 + 8;
-                s.chunks.push(chunk);
+                s.push_chunk(chunk);
                 s.open = ChunkAppender::with_encoding_and_capacity(best, expect);
             }
             s.open.append(t, v);
@@ -893,11 +1013,15 @@ impl Head {
     /// of dropped series.
     pub fn truncate(&self, before_t: i64) -> Vec<SeriesRef> {
         self.min_valid_t.fetch_max(before_t, Ordering::Relaxed);
-        let mut dropped: Vec<(SeriesRef, u64)> = Vec::new();
+        let mut refs: Vec<SeriesRef> = Vec::new();
         for st in self.series.iter() {
             let mut g = lock(st);
-            g.retain(|&r, s| {
-                cut_chunks(&mut s.chunks, before_t);
+            g.retain(|r, s| {
+                if s.chunks.first().is_some_and(|c| c.min_t() < before_t) {
+                    let mut v = std::mem::take(&mut s.chunks).into_vec();
+                    cut_chunks(&mut v, before_t);
+                    s.chunks = v.into_boxed_slice();
+                }
                 if let Some(o) = &mut s.ooo {
                     cut_chunks(&mut o.chunks, before_t);
                     o.buf.retain(|x| x.t >= before_t);
@@ -914,16 +1038,21 @@ impl Head {
                 }
                 let keep = !s.chunks.is_empty() || !s.open.is_empty() || s.ooo.is_some();
                 if !keep {
-                    dropped.push((r, s.hash));
+                    refs.push(r);
                 }
                 keep
             });
         }
-        if dropped.is_empty() {
+        if refs.is_empty() {
             return Vec::new();
         }
-        let refs: Vec<SeriesRef> = dropped.iter().map(|&(r, _)| r).collect();
         let mut index = write(&self.index);
+        // the hashes are recomputed from the labels rather than kept in
+        // every series: truncation is rare, series are many
+        let dropped: Vec<(SeriesRef, u64)> = refs
+            .iter()
+            .filter_map(|&r| Some((r, index.labels_hash(r)?)))
+            .collect();
         for &(r, hash) in &dropped {
             let mut lk = lock(&self.lookup[stripe(hash)]);
             if lk.get(&hash) == Some(&r) {
@@ -949,9 +1078,8 @@ impl Head {
         let mut series_heap = 0usize;
         for stripe in self.series.iter() {
             let g = lock(stripe);
-            // map slot: key, value, control byte, at ~7/8 load
-            series_heap += g.capacity() * (8 + std::mem::size_of::<MemSeries>() + 1);
-            for s in g.values() {
+            series_heap += g.heap_bytes();
+            for (_, s) in g.iter() {
                 st.series += 1;
                 st.samples += s.sample_count();
                 st.chunk_bytes += s.chunk_bytes();
@@ -962,7 +1090,16 @@ impl Head {
                 }
             }
         }
-        let lookup: usize = self.lookup.iter().map(|m| lock(m).capacity() * 17).sum();
+        let lookup: usize = self
+            .lookup
+            .iter()
+            .map(|m| {
+                crate::hash::table_bytes(
+                    lock(m).capacity(),
+                    std::mem::size_of::<(u64, SeriesRef)>(),
+                )
+            })
+            .sum();
         st.memory_bytes = series_heap + lookup + read(&self.index).heap_bytes();
         if lo <= hi {
             st.min_t = Some(lo);
@@ -1002,7 +1139,7 @@ impl Head {
     pub(crate) fn all_refs(&self) -> Vec<SeriesRef> {
         let mut v: Vec<SeriesRef> = Vec::new();
         for st in self.series.iter() {
-            v.extend(lock(st).keys().copied());
+            v.extend(lock(st).iter().map(|&(r, _)| r));
         }
         v.sort_unstable();
         v
@@ -1212,7 +1349,7 @@ mod tests {
             index.add(rb, &b);
         }
         lock(&h.collisions).push((crate::hash::labels_hash(&a), rb));
-        lock(&h.series[stripe(rb)]).insert(rb, MemSeries::new(crate::hash::labels_hash(&a)));
+        lock(&h.series[stripe(rb)]).insert(rb, MemSeries::new());
         let idx = read(&h.index);
         assert_eq!(h.find_ref(&idx, crate::hash::labels_hash(&a), &b), Some(rb));
         assert_eq!(h.find_ref(&idx, crate::hash::labels_hash(&a), &a), Some(1));
@@ -1220,6 +1357,40 @@ mod tests {
             h.find_ref(&idx, crate::hash::labels_hash(&a), &lbl("c", "3")),
             None
         );
+    }
+
+    #[test]
+    fn series_stripe_reuses_slots_and_takes_any_ref() {
+        let mut st = SeriesStripe::default();
+        let refs: Vec<SeriesRef> = (0..200u64)
+            .map(|i| i * STRIPES as u64)
+            .chain([1 << 40, u64::MAX - 63])
+            .collect();
+        for &r in &refs {
+            st.insert(r, MemSeries::new());
+            st.get_mut(&r).unwrap().open.append(r as i64 & 0xffff, 1.0);
+        }
+        for &r in &refs {
+            assert_eq!(st.get(&r).unwrap().open.min_t(), r as i64 & 0xffff);
+        }
+        st.retain(|r, _| r % 3 == 0);
+        let pages = st.pages.len();
+        for i in 0..100u64 {
+            st.insert((1000 + i) * STRIPES as u64, MemSeries::new());
+        }
+        // freed slots were taken before new pages
+        assert_eq!(st.pages.len(), pages);
+        let mut live: Vec<SeriesRef> = st.iter().map(|&(r, _)| r).collect();
+        live.sort_unstable();
+        let mut want: Vec<SeriesRef> = refs
+            .iter()
+            .copied()
+            .filter(|r| r % 3 == 0)
+            .chain((0..100u64).map(|i| (1000 + i) * STRIPES as u64))
+            .collect();
+        want.sort_unstable();
+        assert_eq!(live, want);
+        assert!(st.get(&(1 << 40)).is_none() && st.get(&(3 * STRIPES as u64)).is_some());
     }
 
     #[test]

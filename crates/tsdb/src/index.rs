@@ -7,7 +7,7 @@ use std::sync::Arc;
 use pharos_model::{Label, LabelSet, Labels, MatchOp, Matcher};
 
 use crate::error::TsdbError;
-use crate::hash::IntMap;
+use crate::hash::{IntMap, NarrowMap};
 
 /// A series' id within one head. Dense and increasing, so postings stay
 /// sorted by appending.
@@ -48,15 +48,231 @@ impl Interner {
     }
 }
 
+/// Sorted refs of one (name, value) pair. Refs stay below 2^32 until four
+/// billion series were created, so lists hold them in four bytes and widen
+/// only past that.
+#[derive(Debug)]
+enum Postings {
+    Narrow(Vec<u32>),
+    Wide(Vec<SeriesRef>),
+}
+
+impl Default for Postings {
+    fn default() -> Self {
+        Self::Narrow(Vec::new())
+    }
+}
+
+/// Room for one more element: small lists double, large ones grow by an
+/// eighth, so a big list (`job="node"` over every series) carries ~6%
+/// slack on average instead of ~40%. Copying on growth stays amortized
+/// O(1) per element.
+fn make_room<T>(v: &mut Vec<T>) {
+    if v.len() == v.capacity() {
+        let extra = if v.len() < 64 {
+            v.len().max(4)
+        } else {
+            v.len() / 8
+        };
+        v.reserve_exact(extra);
+    }
+}
+
+impl Postings {
+    fn len(&self) -> usize {
+        match self {
+            Self::Narrow(v) => v.len(),
+            Self::Wide(v) => v.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Narrow(v) => v.capacity() * 4,
+            Self::Wide(v) => v.capacity() * 8,
+        }
+    }
+
+    fn extend_into(&self, out: &mut Vec<SeriesRef>) {
+        match self {
+            Self::Narrow(v) => out.extend(v.iter().map(|&r| SeriesRef::from(r))),
+            Self::Wide(v) => out.extend_from_slice(v),
+        }
+    }
+
+    fn to_refs(&self) -> Vec<SeriesRef> {
+        let mut out = Vec::with_capacity(self.len());
+        self.extend_into(&mut out);
+        out
+    }
+
+    fn push_sorted(&mut self, r: SeriesRef) {
+        if let Self::Narrow(v) = self {
+            match u32::try_from(r) {
+                Ok(x) => {
+                    match v.last() {
+                        Some(&last) if last >= x => {
+                            if let Err(i) = v.binary_search(&x) {
+                                make_room(v);
+                                v.insert(i, x);
+                            }
+                        }
+                        _ => {
+                            make_room(v);
+                            v.push(x);
+                        }
+                    }
+                    return;
+                }
+                Err(_) => {
+                    let wide = v.iter().map(|&x| SeriesRef::from(x)).collect();
+                    *self = Self::Wide(wide);
+                }
+            }
+        }
+        if let Self::Wide(v) = self {
+            match v.last() {
+                Some(&last) if last >= r => {
+                    if let Err(i) = v.binary_search(&r) {
+                        make_room(v);
+                        v.insert(i, r);
+                    }
+                }
+                _ => {
+                    make_room(v);
+                    v.push(r);
+                }
+            }
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(SeriesRef) -> bool) {
+        match self {
+            Self::Narrow(v) => v.retain(|&r| keep(SeriesRef::from(r))),
+            Self::Wide(v) => v.retain(|&r| keep(r)),
+        }
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut x: u32) {
+    while x >= 0x80 {
+        out.push((x as u8) | 0x80);
+        x >>= 7;
+    }
+    out.push(x as u8);
+}
+
+/// Decodes one LEB128 integer at `*pos`. The arena is written only by
+/// [`put_varint`], so the input is well formed; a truncated one reads as 0.
+fn get_varint(buf: &[u8], pos: &mut usize) -> u32 {
+    let mut x = 0u32;
+    let mut shift = 0;
+    while let Some(&b) = buf.get(*pos) {
+        *pos += 1;
+        x |= u32::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            break;
+        }
+        shift += 7;
+    }
+    x
+}
+
+/// Every series' label pairs, back to back in one buffer: a pair count then
+/// (name id, value id) pairs, all LEB128. Most ids are small, so a typical
+/// series takes about a dozen bytes and no allocation of its own (a boxed
+/// `[(u32, u32)]` took ~40 bytes plus its 16-byte pointer).
+#[derive(Debug, Default)]
+struct LabelArena {
+    buf: Vec<u8>,
+    /// Bytes of removed series not yet compacted away.
+    dead: usize,
+}
+
+impl LabelArena {
+    fn push(&mut self, pairs: &[(u32, u32)]) -> u64 {
+        let at = self.buf.len() as u64;
+        let mut enc: Vec<u8> = Vec::with_capacity(1 + pairs.len() * 4);
+        put_varint(&mut enc, pairs.len() as u32);
+        for &(n, v) in pairs {
+            put_varint(&mut enc, n);
+            put_varint(&mut enc, v);
+        }
+        if self.buf.capacity() - self.buf.len() < enc.len() {
+            // grow by an eighth: amortized O(1), little slack
+            let extra = (self.buf.len() / 8).max(enc.len()).max(4096);
+            self.buf.reserve_exact(extra);
+        }
+        self.buf.extend_from_slice(&enc);
+        at
+    }
+
+    /// The pairs of the entry at `at`.
+    fn pairs(&self, at: u64) -> PairIter<'_> {
+        let mut pos = usize::try_from(at).unwrap_or(usize::MAX);
+        let left = if pos < self.buf.len() {
+            get_varint(&self.buf, &mut pos)
+        } else {
+            0
+        };
+        PairIter {
+            buf: &self.buf,
+            pos,
+            left,
+        }
+    }
+
+    /// Bytes the entry at `at` takes.
+    fn entry_len(&self, at: u64) -> usize {
+        let mut it = self.pairs(at);
+        let start = usize::try_from(at).unwrap_or(usize::MAX);
+        for _ in &mut it {}
+        it.pos.saturating_sub(start)
+    }
+}
+
+struct PairIter<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    left: u32,
+}
+
+impl PairIter<'_> {
+    /// Pairs not yet read.
+    fn left(&self) -> usize {
+        self.left as usize
+    }
+}
+
+impl Iterator for PairIter<'_> {
+    type Item = (u32, u32);
+
+    fn next(&mut self) -> Option<(u32, u32)> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let n = get_varint(self.buf, &mut self.pos);
+        let v = get_varint(self.buf, &mut self.pos);
+        Some((n, v))
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Index {
     strings: Interner,
     /// name id -> value id -> sorted refs
-    postings: IntMap<u32, IntMap<u32, Vec<SeriesRef>>>,
-    /// Every live series, sorted.
-    all: Vec<SeriesRef>,
-    /// Label pairs (name id, value id) in label-name order.
-    series: IntMap<SeriesRef, Box<[(u32, u32)]>>,
+    postings: IntMap<u32, IntMap<u32, Postings>>,
+    /// Live series.
+    count: usize,
+    /// Where each series' label pairs (in label-name order) start in
+    /// `labels`.
+    series: NarrowMap,
+    labels: LabelArena,
 }
 
 impl Index {
@@ -65,26 +281,35 @@ impl Index {
     }
 
     pub fn len(&self) -> usize {
-        self.all.len()
+        self.count
     }
 
     pub fn is_empty(&self) -> bool {
-        self.all.is_empty()
+        self.count == 0
     }
 
-    /// Adds a series. `r` must be larger than every ref added before, which
-    /// keeps postings sorted without searching.
+    /// Adds a series. `r` should be larger than every ref added before,
+    /// which keeps postings sorted by appending.
     pub fn add(&mut self, r: SeriesRef, labels: &Labels) {
-        let pairs: Box<[(u32, u32)]> = labels
+        if self.series.contains_key(r) {
+            // a ref names one series for good: nothing to add
+            return;
+        }
+        let pairs: Vec<(u32, u32)> = labels
             .iter()
             .map(|l| (self.strings.intern(&l.name), self.strings.intern(&l.value)))
             .collect();
-        for &(n, v) in pairs.iter() {
-            let list = self.postings.entry(n).or_default().entry(v).or_default();
-            push_sorted(list, r);
+        for &(n, v) in &pairs {
+            self.postings
+                .entry(n)
+                .or_default()
+                .entry(v)
+                .or_default()
+                .push_sorted(r);
         }
-        push_sorted(&mut self.all, r);
-        self.series.insert(r, pairs);
+        let at = self.labels.push(&pairs);
+        self.series.insert(r, at);
+        self.count += 1;
     }
 
     /// Removes series, e.g. after their data moved out of the head.
@@ -94,13 +319,15 @@ impl Index {
         gone.dedup();
         let mut touched: Vec<(u32, u32)> = Vec::new();
         for r in &gone {
-            if let Some(pairs) = self.series.remove(r) {
-                touched.extend(pairs.iter().copied());
+            if let Some(at) = self.series.remove(*r) {
+                touched.extend(self.labels.pairs(at));
+                self.labels.dead += self.labels.entry_len(at);
+                self.count -= 1;
             }
         }
         touched.sort_unstable();
         touched.dedup();
-        let dead = |r: &SeriesRef| gone.binary_search(r).is_ok();
+        let dead = |r: SeriesRef| gone.binary_search(&r).is_ok();
         for (n, v) in touched {
             if let Some(values) = self.postings.get_mut(&n) {
                 if let Some(list) = values.get_mut(&v) {
@@ -114,15 +341,37 @@ impl Index {
                 }
             }
         }
-        self.all.retain(|r| !dead(r));
+        self.compact_labels();
+    }
+
+    /// Rewrites the label arena without removed series once they are the
+    /// larger part of it: O(live series), at most once per halving.
+    fn compact_labels(&mut self) {
+        if self.labels.dead < 4096 || self.labels.dead * 2 < self.labels.buf.len() {
+            return;
+        }
+        let live = self.labels.buf.len() - self.labels.dead;
+        let mut fresh = LabelArena {
+            buf: Vec::with_capacity(live + live / 8),
+            dead: 0,
+        };
+        let mut pairs: Vec<(u32, u32)> = Vec::new();
+        let old: Vec<(SeriesRef, u64)> = self.series.iter().collect();
+        for (r, at) in old {
+            pairs.clear();
+            pairs.extend(self.labels.pairs(at));
+            self.series.insert(r, fresh.push(&pairs));
+        }
+        self.labels = fresh;
     }
 
     /// The series' labels, materialized.
     pub fn labels(&self, r: SeriesRef) -> Option<Labels> {
-        let pairs = self.series.get(&r)?;
-        let v = pairs
-            .iter()
-            .map(|&(n, v)| Label {
+        let at = self.series.get(r)?;
+        let v = self
+            .labels
+            .pairs(at)
+            .map(|(n, v)| Label {
                 name: self.strings.str(n).to_owned(),
                 value: self.strings.str(v).to_owned(),
             })
@@ -132,27 +381,36 @@ impl Index {
 
     /// Whether series `r` has exactly these labels, without allocating.
     pub fn labels_eq<L: LabelSet + ?Sized>(&self, r: SeriesRef, labels: &L) -> bool {
-        let Some(pairs) = self.series.get(&r) else {
+        let Some(at) = self.series.get(r) else {
             return false;
         };
-        pairs.len() == labels.label_count()
-            && pairs
-                .iter()
-                .zip(labels.pairs())
-                .all(|(&(n, v), (name, value))| {
-                    self.strings.str(v) == value && self.strings.str(n) == name
-                })
+        let pairs = self.labels.pairs(at);
+        pairs.left() == labels.label_count()
+            && pairs.zip(labels.pairs()).all(|((n, v), (name, value))| {
+                self.strings.str(v) == value && self.strings.str(n) == name
+            })
     }
 
     /// Calls `f` with each (name, value) of series `r`.
     pub fn for_each_label(&self, r: SeriesRef, mut f: impl FnMut(&str, &str)) {
-        if let Some(pairs) = self.series.get(&r) {
-            for &(n, v) in pairs.iter() {
+        if let Some(at) = self.series.get(r) {
+            for (n, v) in self.labels.pairs(at) {
                 f(self.strings.str(n), self.strings.str(v));
             }
         }
     }
 
+    /// The lookup hash of series `r`'s labels (as
+    /// [`crate::hash::labels_hash`] computes it), without materializing
+    /// them.
+    pub(crate) fn labels_hash(&self, r: SeriesRef) -> Option<u64> {
+        let at = self.series.get(r)?;
+        Some(crate::hash::pairs_hash(
+            self.labels
+                .pairs(at)
+                .map(|(n, v)| (self.strings.str(n), self.strings.str(v))),
+        ))
+    }
     /// All label names, sorted.
     pub fn label_names(&self) -> Vec<String> {
         let mut v: Vec<String> = self
@@ -227,7 +485,7 @@ impl Index {
             return Vec::new();
         };
         let lookup = |lits: &[&str]| {
-            let lists: Vec<&Vec<SeriesRef>> = lits
+            let lists: Vec<&Postings> = lits
                 .iter()
                 .filter_map(|s| self.strings.get(s))
                 .filter_map(|id| values.get(&id))
@@ -248,7 +506,7 @@ impl Index {
             _ => {}
         }
         let prefix = m.literal_prefix();
-        let lists: Vec<&Vec<SeriesRef>> = values
+        let lists: Vec<&Postings> = values
             .iter()
             .filter(|&(&v, _)| {
                 let s = self.strings.str(v);
@@ -265,49 +523,35 @@ impl Index {
         union(&lists)
     }
 
-    /// Rough heap bytes held, for memory accounting.
+    /// Heap bytes held, for memory accounting: tables by their bucket
+    /// count, lists and the label arena by capacity.
     pub fn heap_bytes(&self) -> usize {
+        use crate::hash::table_bytes;
         let postings: usize = self
             .postings
             .values()
             .map(|vals| {
-                vals.values()
-                    .map(|l| l.capacity() * std::mem::size_of::<SeriesRef>() + 24 + 4 + 8)
-                    .sum::<usize>()
-                    + 48
+                vals.values().map(Postings::heap_bytes).sum::<usize>()
+                    + table_bytes(vals.capacity(), std::mem::size_of::<(u32, Postings)>())
             })
-            .sum();
-        let series: usize = self
-            .series
-            .values()
-            .map(|p| p.len() * 8 + 16 + std::mem::size_of::<SeriesRef>() + 8)
-            .sum();
-        self.strings.heap_bytes()
-            + postings
-            + series
-            + self.all.capacity() * std::mem::size_of::<SeriesRef>()
+            .sum::<usize>()
+            + table_bytes(
+                self.postings.capacity(),
+                std::mem::size_of::<(u32, IntMap<u32, Postings>)>(),
+            );
+        let series = self.series.heap_bytes();
+        self.strings.heap_bytes() + postings + series + self.labels.buf.capacity()
     }
 }
 
-fn push_sorted(list: &mut Vec<SeriesRef>, r: SeriesRef) {
-    match list.last() {
-        Some(&last) if last >= r => {
-            if let Err(i) = list.binary_search(&r) {
-                list.insert(i, r);
-            }
-        }
-        _ => list.push(r),
-    }
-}
-
-fn union(lists: &[&Vec<SeriesRef>]) -> Vec<SeriesRef> {
+fn union(lists: &[&Postings]) -> Vec<SeriesRef> {
     match lists {
         [] => Vec::new(),
-        [one] => (*one).clone(),
+        [one] => one.to_refs(),
         _ => {
             let mut out: Vec<SeriesRef> = Vec::with_capacity(lists.iter().map(|l| l.len()).sum());
             for l in lists {
-                out.extend_from_slice(l);
+                l.extend_into(&mut out);
             }
             out.sort_unstable();
             out.dedup();
@@ -526,11 +770,65 @@ mod tests {
     }
 
     #[test]
+    fn label_arena_survives_removal_and_compaction() {
+        let mut idx = Index::new();
+        let set = |r: u64| {
+            Labels::from_pairs([
+                ("__name__", format!("m{}", r % 3)),
+                ("id", format!("{}", r * 1_000_003)),
+                ("z", "x".repeat((r % 200) as usize)),
+            ])
+        };
+        for r in 0..5000 {
+            idx.add(r, &set(r));
+        }
+        // most go: the arena is rewritten without them
+        let gone: Vec<SeriesRef> = (0..5000).filter(|r| r % 10 != 0).collect();
+        idx.remove(&gone);
+        assert_eq!(idx.len(), 500);
+        assert!(idx.labels.dead == 0, "compacted");
+        for r in 0..5000 {
+            match idx.labels(r) {
+                Some(l) => {
+                    assert_eq!(r % 10, 0);
+                    assert_eq!(l, set(r));
+                    assert!(idx.labels_eq(r, &set(r)));
+                    assert_eq!(idx.labels_hash(r), Some(crate::hash::labels_hash(&set(r))));
+                }
+                None => assert_ne!(r % 10, 0),
+            }
+        }
+        assert_eq!(
+            idx.select(&[Matcher::equal("__name__", "m1")]).unwrap(),
+            (0..5000)
+                .filter(|r| r % 10 == 0 && r % 3 == 1)
+                .collect::<Vec<_>>()
+        );
+        // a ref is never reused for other labels
+        idx.add(10, &set(11));
+        assert_eq!(idx.labels(10), Some(set(10)));
+        assert_eq!(idx.len(), 500);
+    }
+
+    #[test]
     fn set_operations() {
         assert_eq!(intersect(&[1, 3, 5, 7], &[3, 4, 5]), vec![3, 5]);
         let big: Vec<SeriesRef> = (0..1000).collect();
         assert_eq!(intersect(&[5, 500, 2000], &big), vec![5, 500]);
         assert_eq!(subtract(&[1, 2, 3, 4], &[2, 4, 9]), vec![1, 3]);
-        assert_eq!(union(&[&vec![1, 4], &vec![2, 4]]), vec![1, 2, 4]);
+        let mut p = Postings::default();
+        let mut q = Postings::default();
+        for r in [4, 1] {
+            p.push_sorted(r);
+        }
+        for r in [2, 4, 4] {
+            q.push_sorted(r);
+        }
+        assert_eq!(union(&[&p, &q]), vec![1, 2, 4]);
+        // a ref beyond u32 widens the list, keeping it sorted
+        q.push_sorted(1 << 40);
+        q.push_sorted(3);
+        assert!(matches!(q, Postings::Wide(_)));
+        assert_eq!(q.to_refs(), vec![2, 3, 4, 1 << 40]);
     }
 }
