@@ -142,6 +142,27 @@ YAML
       wait_ready "http://127.0.0.1:$P/health"
       run_load vm "$PID" "http://127.0.0.1:$P/api/v1/write" \
         "http://127.0.0.1:$P/api/v1/query" "http://127.0.0.1:$P/internal/force_flush" "$DIR/data"
+      if [[ "$BLOCKS" == 1 ]]; then
+        # long-term size: VictoriaMetrics' best, after forcing its
+        # background merges of the month partitions to finish
+        for prefix in $(date -u +%Y_%m) $(date -u -d '-1 month' +%Y_%m); do
+          curl -fsS "http://127.0.0.1:$P/internal/force_merge?partition_prefix=$prefix" >/dev/null || true
+        done
+        idle=0
+        for _ in $(seq 1 600); do
+          active=$(curl -fsS "http://127.0.0.1:$P/metrics" \
+            | awk '/^vm_active_merges/ {s += $2} END {print s + 0}')
+          if [[ "$active" == 0 ]]; then idle=$((idle + 1)); [[ $idle -ge 5 ]] && break; else idle=0; fi
+          sleep 1
+        done
+        python3 - "$DIR/data" "$OUT/vm.json" >"$OUT/vm-blocks.json" <<'PY'
+import json, os, sys
+size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(sys.argv[1]) for f in fs)
+samples = json.load(open(sys.argv[2]))["samples_acked"]
+print(json.dumps({"samples": samples, "bytes": size, "bytes_per_sample": size / samples}))
+PY
+        echo "== vm after force_merge"; cat "$OUT/vm-blocks.json"
+      fi
       ;;
   esac
   kill "$PID"; wait "$PID" || true

@@ -33,6 +33,158 @@ struct Acc {
     count: f64,
 }
 
+impl Acc {
+    /// The state after a group's first value at a step.
+    #[inline]
+    fn first(op: Op, v: f64) -> Acc {
+        Acc {
+            value: if matches!(op, Op::Stddev | Op::Stdvar) {
+                0.0
+            } else {
+                v
+            },
+            mean: v,
+            count: 1.0,
+        }
+    }
+
+    /// Adds a further value of the group at the same step (every op but
+    /// topk, bottomk, quantile and count_values).
+    #[inline]
+    fn add(&mut self, op: Op, v: f64) {
+        match op {
+            Op::Sum => self.value += v,
+            Op::Avg => {
+                self.count += 1.0;
+                if self.mean.is_infinite() {
+                    if v.is_infinite() && (self.mean > 0.0) == (v > 0.0) {
+                        return;
+                    }
+                    if !v.is_infinite() && !v.is_nan() {
+                        return;
+                    }
+                }
+                self.mean += v / self.count - self.mean / self.count;
+            }
+            Op::Max => {
+                if self.value < v || self.value.is_nan() {
+                    self.value = v;
+                }
+            }
+            Op::Min => {
+                if self.value > v || self.value.is_nan() {
+                    self.value = v;
+                }
+            }
+            Op::Count => self.count += 1.0,
+            Op::Stddev | Op::Stdvar => {
+                self.count += 1.0;
+                let delta = v - self.mean;
+                self.mean += delta / self.count;
+                self.value += delta * (v - self.mean);
+            }
+            Op::Group | Op::Topk | Op::Bottomk | Op::Quantile | Op::CountValues => {}
+        }
+    }
+
+    #[inline]
+    fn result(&self, op: Op) -> f64 {
+        match op {
+            Op::Avg => self.mean,
+            Op::Count => self.count,
+            Op::Group => 1.0,
+            Op::Stdvar => self.value / self.count,
+            Op::Stddev => (self.value / self.count).sqrt(),
+            _ => self.value,
+        }
+    }
+}
+
+/// Cells (groups x steps) up to which [`by_series`] keeps a state per cell.
+const BY_SERIES_MAX_CELLS: usize = 1 << 20;
+
+/// The per-value aggregations (not topk, bottomk, quantile, count_values)
+/// walking series by series instead of step by step: each (group, step)
+/// still receives its values in series order, so every sum is the same as
+/// upstream's step-by-step one, but no step scans all series. Output
+/// series come in the order the step-wise walk creates them: by the first
+/// step a group has a value, then by the first of its series there.
+fn by_series(
+    ev: &Ev<'_>,
+    op: Op,
+    ss: Vec<Series>,
+    series_group: &[usize],
+    group_lbls: &[Labels],
+    g: Grid,
+) -> Result<Vec<Series>, QueryError> {
+    // inputs are dropped as they are added up, so their buffers serve the
+    // output's allocations
+    let n = g.n();
+    let ng = group_lbls.len();
+    let mut cells = vec![
+        Acc {
+            value: 0.0,
+            mean: 0.0,
+            count: 0.0,
+        };
+        ng * n
+    ];
+    let mut first_at: Vec<(usize, usize)> = vec![(usize::MAX, usize::MAX); ng];
+    for (si, s) in ss.into_iter().enumerate() {
+        if si % 256 == 0 {
+            ev.check("expression evaluation")?;
+        }
+        let gi = series_group[si];
+        let row = &mut cells[gi * n..(gi + 1) * n];
+        let mut first = None;
+        // points of a vector sit on the grid, in order; one that does not
+        // would never be found by a step-wise walk either
+        let mut step = 0usize;
+        let mut ts = g.start;
+        for p in &s.samples {
+            while ts < p.t && step < n {
+                step += 1;
+                ts += g.step;
+            }
+            if step == n {
+                break;
+            }
+            if ts != p.t {
+                continue;
+            }
+            let c = &mut row[step];
+            first.get_or_insert(step);
+            if c.count == 0.0 {
+                *c = Acc::first(op, p.v);
+            } else {
+                c.add(op, p.v);
+            }
+        }
+        if let Some(f) = first
+            && (f, si) < first_at[gi]
+        {
+            first_at[gi] = (f, si);
+        }
+    }
+    let mut order: Vec<usize> = (0..ng).filter(|&gi| first_at[gi].0 != usize::MAX).collect();
+    order.sort_unstable_by_key(|&gi| first_at[gi]);
+    let mut out = Vec::with_capacity(order.len());
+    for gi in order {
+        let row = &cells[gi * n..(gi + 1) * n];
+        let samples: Vec<Sample> = row
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.count != 0.0)
+            .map(|(step, c)| Sample::new(g.ts(step), c.result(op)))
+            .collect();
+        out.push(Series {
+            labels: group_lbls[gi].clone(),
+            samples,
+        });
+    }
+    Ok(out)
+}
+
 /// Grouping labels of one series.
 fn group_labels(l: &Labels, modifier: &Option<LabelModifier>) -> Labels {
     match modifier {
@@ -122,6 +274,18 @@ pub(crate) fn eval_aggregate(
         })
         .collect();
     let ng = group_lbls.len();
+    // a state per cell pays when most cells get a value
+    let cells = ng.saturating_mul(g.n());
+    let points: usize = ss.iter().map(|s| s.samples.len()).sum();
+    if !matches!(op, Op::Topk | Op::Bottomk | Op::Quantile)
+        && cells <= BY_SERIES_MAX_CELLS
+        && cells <= points.saturating_mul(4)
+    {
+        let out = by_series(ev, op, ss, &series_group, &group_lbls, g)?;
+        let total = out.iter().map(|s| s.samples.len()).sum();
+        ev.account(total)?;
+        return Ok(Out::Vector(out));
+    }
     let per_series_out = matches!(op, Op::Topk | Op::Bottomk);
     let mut out_of: Vec<Option<usize>> = vec![None; if per_series_out { ss.len() } else { ng }];
     let mut out: Vec<Series> = Vec::new();
@@ -154,53 +318,14 @@ pub(crate) fn eval_aggregate(
             if seen_step[gi] != step {
                 seen_step[gi] = step;
                 order.push(gi);
-                acc[gi] = Acc {
-                    value: v,
-                    mean: v,
-                    count: 1.0,
-                };
-                if op == Op::Stddev || op == Op::Stdvar {
-                    acc[gi].value = 0.0;
-                }
+                acc[gi] = Acc::first(op, v);
                 members[gi].clear();
                 members[gi].push((si, v));
                 continue;
             }
-            let st = &mut acc[gi];
             match op {
-                Op::Sum => st.value += v,
-                Op::Avg => {
-                    st.count += 1.0;
-                    if st.mean.is_infinite() {
-                        if v.is_infinite() && (st.mean > 0.0) == (v > 0.0) {
-                            continue;
-                        }
-                        if !v.is_infinite() && !v.is_nan() {
-                            continue;
-                        }
-                    }
-                    st.mean += v / st.count - st.mean / st.count;
-                }
-                Op::Max => {
-                    if st.value < v || st.value.is_nan() {
-                        st.value = v;
-                    }
-                }
-                Op::Min => {
-                    if st.value > v || st.value.is_nan() {
-                        st.value = v;
-                    }
-                }
-                Op::Count => st.count += 1.0,
-                Op::Group => {}
-                Op::Stddev | Op::Stdvar => {
-                    st.count += 1.0;
-                    let delta = v - st.mean;
-                    st.mean += delta / st.count;
-                    st.value += delta * (v - st.mean);
-                }
                 Op::Topk | Op::Bottomk | Op::Quantile => members[gi].push((si, v)),
-                Op::CountValues => {}
+                _ => acc[gi].add(op, v),
             }
         }
         let mut emit = |key: usize, labels: &dyn Fn() -> Labels, v: f64| {
@@ -216,12 +341,6 @@ pub(crate) fn eval_aggregate(
         for &gi in &order {
             let st = acc[gi];
             let v = match op {
-                Op::Sum | Op::Min | Op::Max => st.value,
-                Op::Avg => st.mean,
-                Op::Count => st.count,
-                Op::Group => 1.0,
-                Op::Stdvar => st.value / st.count,
-                Op::Stddev => (st.value / st.count).sqrt(),
                 Op::Quantile => {
                     scratch.clear();
                     scratch.extend(members[gi].iter().map(|m| m.1));
@@ -239,6 +358,7 @@ pub(crate) fn eval_aggregate(
                     continue;
                 }
                 Op::CountValues => continue,
+                _ => st.result(op),
             };
             emit(gi, &|| group_lbls[gi].clone(), v);
         }
@@ -379,6 +499,7 @@ fn count_values(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::CancelToken;
 
     #[test]
     fn select_k_keeps_best_and_earliest_on_ties() {
@@ -392,6 +513,92 @@ mod tests {
         // NaN only taken when nothing else fills k, and sorted last
         let all = select_k(&m, 5, true);
         assert_eq!(all.last().map(|x| x.0), Some(2));
+    }
+
+    #[test]
+    fn by_series_matches_a_step_by_step_walk_values_and_order() {
+        let g = Grid {
+            start: 1_000,
+            end: 61_000,
+            step: 5_000,
+        };
+        let vals = [
+            1.5,
+            -2.0,
+            f64::INFINITY,
+            0.1,
+            f64::NAN,
+            3.0,
+            f64::NEG_INFINITY,
+            1e300,
+        ];
+        // series of 3 groups, each with its own gaps; some start late
+        let ss: Vec<Series> = (0..9)
+            .map(|i| Series {
+                labels: Labels::from_pairs([
+                    ("g", format!("{}", (i * 7) % 3)),
+                    ("i", i.to_string()),
+                ]),
+                samples: (0..g.n())
+                    .filter(|k| (k + i) % (2 + i % 3) != 0 && *k >= i / 4)
+                    .map(|k| Sample::new(g.ts(k), vals[(k * 3 + i) % vals.len()]))
+                    .collect(),
+            })
+            .collect();
+        let group_of: Vec<usize> = (0..9).map(|i| (i * 7) % 3).collect();
+        let labels: Vec<Labels> = (0..3)
+            .map(|k| Labels::from_pairs([("g", k.to_string())]))
+            .collect();
+        let q = crate::storage::MemStorage::new();
+        let cancel = CancelToken::new();
+        let ev = Ev::new_for_tests(&q, &cancel);
+        for op in [
+            Op::Sum,
+            Op::Avg,
+            Op::Min,
+            Op::Max,
+            Op::Count,
+            Op::Group,
+            Op::Stddev,
+            Op::Stdvar,
+        ] {
+            // the reference: groups in order of first appearance, each step
+            // adding its series in order
+            let mut want: Vec<(usize, Vec<Sample>)> = Vec::new();
+            for k in 0..g.n() {
+                let ts = g.ts(k);
+                let mut acc: Vec<Option<Acc>> = vec![None; 3];
+                let mut order = Vec::new();
+                for (si, s) in ss.iter().enumerate() {
+                    let Some(p) = s.samples.iter().find(|p| p.t == ts) else {
+                        continue;
+                    };
+                    let gi = group_of[si];
+                    match &mut acc[gi] {
+                        Some(a) => a.add(op, p.v),
+                        None => {
+                            acc[gi] = Some(Acc::first(op, p.v));
+                            order.push(gi);
+                        }
+                    }
+                }
+                for gi in order {
+                    let v = acc[gi].map(|a| a.result(op)).unwrap_or_default();
+                    match want.iter_mut().find(|w| w.0 == gi) {
+                        Some(w) => w.1.push(Sample::new(ts, v)),
+                        None => want.push((gi, vec![Sample::new(ts, v)])),
+                    }
+                }
+            }
+            let got = by_series(&ev, op, ss.clone(), &group_of, &labels, g).unwrap();
+            assert_eq!(got.len(), want.len());
+            for (s, (gi, w)) in got.iter().zip(&want) {
+                assert_eq!(s.labels, labels[*gi]);
+                let bits =
+                    |v: &[Sample]| v.iter().map(|p| (p.t, p.v.to_bits())).collect::<Vec<_>>();
+                assert_eq!(bits(&s.samples), bits(w));
+            }
+        }
     }
 
     #[test]

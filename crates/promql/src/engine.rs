@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pharos_model::{Labels, MatchOp, Matcher, Sample};
@@ -256,6 +257,19 @@ pub(crate) struct RangeInput {
     /// Grid start when an `@` window drifts with the step (see
     /// [`Ev::range_input`]).
     pub drift_from: Option<i64>,
+    /// The series may still hold staleness markers (and be empty without
+    /// them), which windows must not see: dropping them per series where
+    /// the series is evaluated (on several threads, while its samples are
+    /// in cache) saves a pass over every sample before.
+    pub stale_kept: bool,
+}
+
+/// Whether any sample is a staleness marker; branch-free, so it runs at
+/// memory speed where `retain` would test sample by sample.
+pub(crate) fn has_stale(samples: &[Sample]) -> bool {
+    samples
+        .iter()
+        .fold(false, |a, p| a | (p.v.to_bits() == pharos_model::STALE_NAN))
 }
 
 impl RangeInput {
@@ -270,17 +284,6 @@ impl RangeInput {
     /// Calls `f(step index, step time, window)` for every step; windows are
     /// closed on both ends as in Prometheus 2.x.
     pub fn windows(&self, samples: &[Sample], g: Grid, mut f: impl FnMut(usize, i64, &[Sample])) {
-        self.windows_at(samples, g, |i, ts, _, w| f(i, ts, w));
-    }
-
-    /// Like [`RangeInput::windows`], also passing where the window starts
-    /// in `samples`.
-    pub fn windows_at(
-        &self,
-        samples: &[Sample],
-        g: Grid,
-        mut f: impl FnMut(usize, i64, usize, &[Sample]),
-    ) {
         let (mut lo, mut hi) = (0usize, 0usize);
         for i in 0..g.n() {
             let ts = g.ts(i);
@@ -295,7 +298,7 @@ impl RangeInput {
             while hi < samples.len() && samples[hi].t <= maxt {
                 hi += 1;
             }
-            f(i, ts, lo, &samples[lo..hi]);
+            f(i, ts, &samples[lo..hi]);
         }
     }
 }
@@ -427,6 +430,11 @@ impl<'a> Ev<'a> {
         }
     }
 
+    #[cfg(test)]
+    pub(crate) fn new_for_tests(q: &'a dyn Queryable, cancel: &'a CancelToken) -> Self {
+        Self::new(q, &EngineOptions::default(), 0, 0, cancel)
+    }
+
     /// Checked between series and steps so a canceled or overdue query stops.
     pub fn check(&self, what: &'static str) -> Result<(), QueryError> {
         if self.cancel.is_canceled() {
@@ -517,7 +525,7 @@ impl<'a> Ev<'a> {
             Expr::VectorSelector(vs) => Ok(Out::Vector(self.eval_vs(vs, g, false)?)),
             Expr::MatrixSelector(_) | Expr::Subquery(_) => {
                 // only reachable as the top of an instant query
-                let ri = self.range_input(e, g, false)?;
+                let ri = self.range_input(e, g, false, false)?;
                 let mut out = Vec::new();
                 for s in &ri.series {
                     let maxt = ri.ref_t(g.start);
@@ -623,11 +631,15 @@ impl<'a> Ev<'a> {
     /// that depend on the evaluation time (`predict_linear`): the `@` is
     /// turned into an offset relative to the grid start, so the window moves
     /// with each step instead of staying at the `@` time.
+    ///
+    /// With `keep_stale`, a selector's staleness markers are left in the
+    /// series for the caller to drop (see [`RangeInput::stale_kept`]).
     pub fn range_input(
         &mut self,
         e: &Expr,
         g: Grid,
         drift: bool,
+        keep_stale: bool,
     ) -> Result<RangeInput, QueryError> {
         let span = if drift { g.end - g.start } else { 0 };
         match unwrap_parens(e) {
@@ -643,10 +655,14 @@ impl<'a> Ev<'a> {
                     ref1 = ref1.saturating_add(span);
                 }
                 let mut series = self.select(&ms, ref0.saturating_sub(range), ref1)?;
-                for s in &mut series {
-                    s.samples.retain(|p| !p.is_stale());
+                if !keep_stale {
+                    for s in &mut series {
+                        if has_stale(&s.samples) {
+                            s.samples.retain(|p| !p.is_stale());
+                        }
+                    }
+                    series.retain(|s| !s.samples.is_empty());
                 }
-                series.retain(|s| !s.samples.is_empty());
                 Ok(RangeInput {
                     series,
                     range,
@@ -654,6 +670,7 @@ impl<'a> Ev<'a> {
                     at,
                     absent_labels: absent_labels(vs),
                     drift_from: drift.then_some(g.start),
+                    stale_kept: keep_stale,
                 })
             }
             Expr::Subquery(sq) => {
@@ -694,6 +711,7 @@ impl<'a> Ev<'a> {
                     at,
                     absent_labels: Labels::new(),
                     drift_from: drift.then_some(g.start),
+                    stale_kept: false,
                 })
             }
             _ => Err(exec("expected range vector")),
@@ -713,11 +731,15 @@ fn query_threads() -> usize {
 
 /// Runs `f` over consecutive chunks of `items`, on several threads when
 /// `work` (the samples they hold) is large enough, and returns the
-/// results in chunk order.
-pub(crate) fn par_chunks<T: Sync, R: Send>(
-    items: &[T],
+/// results in chunk order. Chunks are handed over by value, so `f` can
+/// drop every item as soon as it is done with it: a series' freed buffer
+/// then serves the next allocation of that size on the same thread while
+/// still in cache, instead of all inputs staying alive until the end and
+/// the outputs taking fresh pages.
+pub(crate) fn par_chunks_owned<T: Send, R: Send>(
+    items: Vec<T>,
     work: usize,
-    f: impl Fn(&[T]) -> R + Sync,
+    f: impl Fn(Vec<T>) -> R + Sync,
 ) -> Vec<R> {
     let threads = if work < PARALLEL_MIN_SAMPLES {
         1
@@ -727,20 +749,50 @@ pub(crate) fn par_chunks<T: Sync, R: Send>(
     if threads <= 1 {
         return vec![f(items)];
     }
-    let per = items.len().div_ceil(threads);
-    let f = &f;
+    // More chunks than threads, taken in turn by whichever thread is
+    // free: on shared cores one thread may stall for a scheduler tick, and
+    // the other then does more of the work instead of waiting for it.
+    let n = (threads * CHUNKS_PER_THREAD).min(items.len());
+    let per = items.len().div_ceil(n);
+    let mut chunks: Vec<Mutex<Option<Vec<T>>>> = Vec::with_capacity(n);
+    let mut rest = items.into_iter();
+    loop {
+        let c: Vec<T> = rest.by_ref().take(per).collect();
+        if c.is_empty() {
+            break;
+        }
+        chunks.push(Mutex::new(Some(c)));
+    }
+    let results: Vec<Mutex<Option<R>>> = chunks.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let run = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(slot) = chunks.get(i) else { break };
+            let chunk = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(chunk) = chunk {
+                let r = f(chunk);
+                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+            }
+        }
+    };
     std::thread::scope(|sc| {
-        let mut chunks = items.chunks(per);
-        let first = chunks.next().unwrap_or_default();
-        let handles: Vec<_> = chunks.map(|c| sc.spawn(move || f(c))).collect();
-        let mut out = vec![f(first)];
+        let handles: Vec<_> = (1..threads).map(|_| sc.spawn(run)).collect();
+        run();
         for h in handles {
             // a panic there is a bug, surfaced as if it happened here
-            out.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         }
-        out
-    })
+    });
+    // every chunk was taken and evaluated once the threads are joined
+    results
+        .into_iter()
+        .filter_map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect()
 }
+
+/// Chunks per thread in [`par_chunks_owned`].
+const CHUNKS_PER_THREAD: usize = 4;
 
 /// Merges series that ended up with the same labels (allowed when they
 /// never share a step, as in Prometheus' range evaluation), failing when

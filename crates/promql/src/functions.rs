@@ -620,11 +620,13 @@ impl Resets {
     }
 }
 
-/// rate/increase/delta with Prometheus' extrapolation to the window edges.
+/// rate/increase/delta of one window with Prometheus' extrapolation to the
+/// window edges (the reference [`extrapolated_series`] is tested against).
 ///
 /// `resets` lists, for counters, the values just before each drop inside
 /// the window, in order (see [`Resets`]); adding them in that order gives
 /// exactly the sum Prometheus' scan of the window gives.
+#[cfg(test)]
 fn extrapolated_rate(
     w: &[Sample],
     resets: impl Iterator<Item = f64>,
@@ -645,10 +647,51 @@ fn extrapolated_rate(
             result += prev;
         }
     }
-    let mut to_start = (first.t - range_start) as f64 / 1000.0;
-    let to_end = (range_end - last.t) as f64 / 1000.0;
-    let sampled = (last.t - first.t) as f64 / 1000.0;
-    let avg = sampled / (w.len() - 1) as f64;
+    Some(extrapolate(
+        first,
+        last,
+        w.len(),
+        result,
+        range_start,
+        range_end,
+        range,
+        counter,
+        is_rate,
+    ))
+}
+
+/// `ms as f64 / 1000.0`, bit for bit, without the division when `ms` is
+/// whole seconds (then both are exactly that integer): a float division
+/// costs as much as the rest of a step of `rate`.
+#[inline(always)]
+fn ms_to_secs(ms: i64) -> f64 {
+    let secs = ms / 1000;
+    if secs * 1000 == ms && secs.unsigned_abs() < 1 << 53 {
+        secs as f64
+    } else {
+        ms as f64 / 1000.0
+    }
+}
+
+/// The extrapolation of [`extrapolated_rate`] once the window's raw
+/// difference (`result`, resets added) is known.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn extrapolate(
+    first: Sample,
+    last: Sample,
+    len: usize,
+    mut result: f64,
+    range_start: i64,
+    range_end: i64,
+    range: i64,
+    counter: bool,
+    is_rate: bool,
+) -> f64 {
+    let mut to_start = ms_to_secs(first.t - range_start);
+    let to_end = ms_to_secs(range_end - last.t);
+    let sampled = ms_to_secs(last.t - first.t);
+    let avg = sampled / (len - 1) as f64;
     if counter && result > 0.0 && first.v >= 0.0 {
         let to_zero = sampled * (first.v / result);
         if to_zero < to_start {
@@ -671,7 +714,69 @@ fn extrapolated_rate(
     if is_rate {
         result /= range as f64 / 1000.0;
     }
-    Some(result)
+    result
+}
+
+/// rate/increase/delta of one series at every step. Windows only move
+/// forward, so their bounds advance monotonically and a counter's drops
+/// come from one list made once; the additions are those of
+/// [`extrapolated_rate`], in the same order, so values are identical.
+fn extrapolated_series(
+    ri: &RangeInput,
+    g: Grid,
+    samples: &[Sample],
+    counter: bool,
+    is_rate: bool,
+) -> Vec<Sample> {
+    let mut resets = if counter {
+        Resets::new(samples)
+    } else {
+        Resets {
+            at: Vec::new(),
+            next: 0,
+        }
+    };
+    let mut pts = Vec::with_capacity(g.n().min(samples.len()));
+    let (mut lo, mut hi) = (0usize, 0usize);
+    for i in 0..g.n() {
+        let ts = g.ts(i);
+        let end = ri.ref_t(ts);
+        let start = end.saturating_sub(ri.range);
+        while lo < samples.len() && samples[lo].t < start {
+            lo += 1;
+        }
+        if hi < lo {
+            hi = lo;
+        }
+        while hi < samples.len() && samples[hi].t <= end {
+            hi += 1;
+        }
+        if hi - lo < 2 {
+            continue;
+        }
+        let (first, last) = (samples[lo], samples[hi - 1]);
+        let mut result = last.v - first.v;
+        if counter {
+            for &k in resets.within(lo, hi - lo) {
+                result += samples[k - 1].v;
+            }
+        }
+        // as before this loop existed: the window's start saturates, the
+        // extrapolation's wraps (both equal it short of i64's ends)
+        let v = extrapolate(
+            first,
+            last,
+            hi - lo,
+            result,
+            end.wrapping_sub(ri.range),
+            end,
+            ri.range,
+            counter,
+            is_rate,
+        );
+        pts.push(Sample::new(ts, v));
+    }
+    pts
 }
 
 fn instant_value(w: &[Sample], is_rate: bool) -> Option<f64> {
@@ -751,7 +856,12 @@ fn matrix_call(ev: &mut Ev<'_>, c: &Call, g: Grid) -> Result<Out, QueryError> {
             params.push(ev.eval_scalar(a, g)?);
         }
     }
-    let ri: RangeInput = ev.range_input(arg(c, marg)?, g, name == "predict_linear")?;
+    let ri: RangeInput = ev.range_input(
+        arg(c, marg)?,
+        g,
+        name == "predict_linear",
+        name != "absent_over_time",
+    )?;
     if name == "absent_over_time" {
         let mut present = vec![false; g.n()];
         for s in &ri.series {
@@ -777,20 +887,25 @@ fn matrix_call(ev: &mut Ev<'_>, c: &Call, g: Grid) -> Result<Out, QueryError> {
         }));
     }
     // series are independent: long inputs are split over threads
-    let work: usize = ri.series.iter().map(|s| s.samples.len()).sum();
+    let mut ri = ri;
+    let series = std::mem::take(&mut ri.series);
+    let n_series = series.len();
+    let work: usize = series.iter().map(|s| s.samples.len()).sum();
     let ev_ref: &Ev<'_> = ev;
-    let parts = crate::engine::par_chunks(&ri.series, work, |chunk| {
+    let ri = &ri;
+    let parts = crate::engine::par_chunks_owned(series, work, |chunk| {
         let mut out = Vec::with_capacity(chunk.len());
         let mut scratch: Vec<f64> = Vec::new();
+        // each input is dropped once evaluated (see par_chunks_owned)
         for s in chunk {
             ev_ref.check("expression evaluation")?;
-            if let Some(s) = matrix_series(name, &ri, &params, g, s, &mut scratch)? {
+            if let Some(s) = matrix_series(name, ri, &params, g, &s, &mut scratch)? {
                 out.push(s);
             }
         }
         Ok::<_, QueryError>(out)
     });
-    let mut out = Vec::with_capacity(ri.series.len());
+    let mut out = Vec::with_capacity(n_series);
     for p in parts {
         out.extend(p?);
     }
@@ -816,29 +931,40 @@ fn matrix_series(
     s: &Series,
     scratch: &mut Vec<f64>,
 ) -> Result<Option<Series>, QueryError> {
-    let mut err: Option<QueryError> = None;
-    let mut pts = Vec::with_capacity(g.n().min(s.samples.len()));
-    let mut resets = if matches!(name, "rate" | "increase") {
-        Resets::new(&s.samples)
-    } else {
-        Resets {
-            at: Vec::new(),
-            next: 0,
+    let labels = || {
+        if name == "last_over_time" {
+            s.labels.clone()
+        } else {
+            s.labels.without_metric_name()
         }
     };
-    ri.windows_at(&s.samples, g, |i, ts, lo, w| {
+    let kept: Vec<Sample>;
+    let samples: &[Sample] = if ri.stale_kept && crate::engine::has_stale(&s.samples) {
+        kept = s
+            .samples
+            .iter()
+            .filter(|p| !p.is_stale())
+            .copied()
+            .collect();
+        &kept
+    } else {
+        &s.samples
+    };
+    if let "rate" | "increase" | "delta" = name {
+        let counter = name != "delta";
+        let pts = extrapolated_series(ri, g, samples, counter, name == "rate");
+        return Ok((!pts.is_empty()).then(|| Series {
+            labels: labels(),
+            samples: pts,
+        }));
+    }
+    let mut err: Option<QueryError> = None;
+    let mut pts = Vec::with_capacity(g.n().min(samples.len()));
+    ri.windows(samples, g, |i, ts, w| {
         if w.is_empty() || err.is_some() {
             return;
         }
-        let end = ri.ref_t(ts);
-        let start = end - ri.range;
         let v = match name {
-            "rate" | "increase" => {
-                let drops = resets.within(lo, w.len()).iter();
-                let prevs = drops.map(|&k| s.samples[k - 1].v);
-                extrapolated_rate(w, prevs, start, end, ri.range, true, name == "rate")
-            }
-            "delta" => extrapolated_rate(w, std::iter::empty(), start, end, ri.range, false, false),
             "irate" => instant_value(w, true),
             "idelta" => instant_value(w, false),
             "deriv" if w.len() >= 2 => Some(linear_regression(w, w[0].t).0),
@@ -913,13 +1039,8 @@ fn matrix_series(
     if pts.is_empty() {
         return Ok(None);
     }
-    let labels = if name == "last_over_time" {
-        s.labels.clone()
-    } else {
-        s.labels.without_metric_name()
-    };
     Ok(Some(Series {
-        labels,
+        labels: labels(),
         samples: pts,
     }))
 }
@@ -985,6 +1106,101 @@ mod tests {
                     .collect();
                 assert_eq!(got, scan, "window {lo}+{len}");
             }
+        }
+    }
+
+    #[test]
+    fn rate_over_the_grid_matches_rate_of_each_window_bit_for_bit() {
+        // a counter with resets, gaps and an irregular interval
+        let mut samples = Vec::new();
+        let mut v = 3.0;
+        for i in 0..400i64 {
+            if i % 7 == 3 {
+                continue;
+            }
+            v = if i % 97 == 50 {
+                0.25
+            } else {
+                v + (i % 5) as f64 * 0.3
+            };
+            samples.push(Sample::new(i * 15_000 + (i % 3) * 400, v));
+        }
+        for (range, step, offset) in [
+            (300_000, 15_000, 0),
+            (300_000, 60_000, 30_000),
+            (60_000, 10_000, 0),
+        ] {
+            let ri = RangeInput {
+                series: Vec::new(),
+                range,
+                offset,
+                at: None,
+                absent_labels: Labels::new(),
+                drift_from: None,
+                stale_kept: false,
+            };
+            let g = Grid {
+                start: 200_000,
+                end: 6_100_000,
+                step,
+            };
+            for (counter, is_rate) in [(true, true), (true, false), (false, false)] {
+                let got = extrapolated_series(&ri, g, &samples, counter, is_rate);
+                let mut want = Vec::new();
+                for i in 0..g.n() {
+                    let ts = g.ts(i);
+                    let end = ri.ref_t(ts);
+                    let start = end - range;
+                    let w: Vec<Sample> = samples
+                        .iter()
+                        .copied()
+                        .filter(|p| p.t >= start && p.t <= end)
+                        .collect();
+                    let drops: Vec<f64> = w
+                        .windows(2)
+                        .filter(|p| p[1].v < p[0].v)
+                        .map(|p| p[0].v)
+                        .collect();
+                    if let Some(v) = extrapolated_rate(
+                        &w,
+                        drops.into_iter(),
+                        start,
+                        end,
+                        range,
+                        counter,
+                        is_rate,
+                    ) {
+                        want.push(Sample::new(ts, v));
+                    }
+                }
+                assert_eq!(got.len(), want.len());
+                for (a, b) in got.iter().zip(&want) {
+                    assert_eq!((a.t, a.v.to_bits()), (b.t, b.v.to_bits()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ms_to_secs_is_the_division() {
+        for ms in [
+            0i64,
+            1,
+            -1,
+            999,
+            1000,
+            -1000,
+            15_000,
+            300_001,
+            -299_999,
+            1 << 60,
+            i64::MIN + 1,
+        ] {
+            assert_eq!(
+                ms_to_secs(ms).to_bits(),
+                (ms as f64 / 1000.0).to_bits(),
+                "{ms}"
+            );
         }
     }
 

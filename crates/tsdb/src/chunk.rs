@@ -161,8 +161,11 @@ pub enum ValueEncoding {
     /// the rest, so a range that is not a power of two costs its own
     /// `log2` rather than the next whole bit, and the values near the
     /// centre (most deltas of a counter with jittered increments) get the
-    /// short codes. Symbol `n - 1` escapes. `c` and `n` follow the first
-    /// timestamp; only [`ChunkAppender::finish_best`] picks this.
+    /// short codes. Distances are counted in a unit `g`, the common
+    /// divisor of the chunk's distances (memory and disk sizes move in
+    /// whole pages: 12 bits a value less). Symbol `n - 1` escapes. `c`,
+    /// `n` and `g` follow the first timestamp; only
+    /// [`ChunkAppender::finish_best`] picks this.
     IntRanged { e: i8, delta: bool },
 }
 
@@ -482,7 +485,7 @@ fn truncated_bits(sym: u64, n: u64) -> u64 {
 /// integers (or deltas), estimated like [`best_packing`]: the median as
 /// centre, and the symbol count that leaves the fewest bits with up to
 /// two outliers escaped.
-fn best_ranged(samples: &[Sample], e: i8, by_delta: bool) -> (u64, i64, u64) {
+fn best_ranged(samples: &[Sample], e: i8, by_delta: bool) -> (u64, i64, u64, u32) {
     let mut xs: Vec<i64> = Vec::with_capacity(samples.len());
     let mut prev = 0i64;
     for s in samples {
@@ -492,16 +495,29 @@ fn best_ranged(samples: &[Sample], e: i8, by_delta: bool) -> (u64, i64, u64) {
         }
     }
     if xs.is_empty() {
-        return (u64::MAX, 0, 2);
+        return (u64::MAX, 0, 2, 1);
     }
     let mut sorted = xs.clone();
     sorted.sort_unstable();
     let c = sorted[sorted.len() / 2];
-    let mut syms: Vec<u64> = xs.iter().map(|&x| zigzag(x.wrapping_sub(c))).collect();
+    let g = common_unit(&xs, c);
+    let gi = i64::from(g);
+    // distances that are not whole units escape, like outliers
+    let mut syms: Vec<u64> = xs
+        .iter()
+        .map(|&x| {
+            let d = x.wrapping_sub(c);
+            if d % gi == 0 {
+                zigzag(d / gi)
+            } else {
+                u64::MAX
+            }
+        })
+        .collect();
     syms.sort_unstable();
     let escape = 1 + xs.iter().map(|&x| long_bits(x)).max().unwrap_or(64);
-    let mut best = (u64::MAX, c, 2u64);
-    for trim in 0..syms.len().min(3) {
+    let mut best = (u64::MAX, c, 2u64, g);
+    for trim in 0..syms.len().min(5) {
         let top = syms[syms.len() - 1 - trim];
         if top >= MAX_RANGED_SYMBOLS - 1 {
             continue;
@@ -514,12 +530,50 @@ fn best_ranged(samples: &[Sample], e: i8, by_delta: bool) -> (u64, i64, u64) {
         let cost = kept
             + trim as u64 * (truncated_bits(n - 1, n) + escape)
             + long_bits(c)
-            + long_bits(n as i64);
+            + long_bits(n as i64)
+            + long_bits(i64::from(g));
         if cost < best.0 {
-            best = (cost, c, n);
+            best = (cost, c, n, g);
         }
     }
     best
+}
+
+/// The greatest common divisor of the distances of `xs` from `c`, leaving
+/// out the largest tenth (a chunk's first delta, a counter reset) and up to
+/// two later distances that would lower it (an odd value), which all
+/// escape; 1 if there is none.
+fn common_unit(xs: &[i64], c: i64) -> u32 {
+    let mut mags: Vec<u64> = xs
+        .iter()
+        .map(|&x| x.wrapping_sub(c).unsigned_abs())
+        .collect();
+    mags.sort_unstable();
+    let Some(&cutoff) = mags.get(mags.len() * 9 / 10).or(mags.last()) else {
+        return 1;
+    };
+    let (mut g, mut odd, mut seen) = (0u64, 0, 0);
+    for &x in xs {
+        let d = x.wrapping_sub(c).unsigned_abs();
+        if d == 0 || d > cutoff {
+            continue;
+        }
+        let lower = gcd(g, d);
+        if seen >= 4 && lower < g && odd < 2 {
+            odd += 1;
+        } else {
+            g = lower;
+            seen += 1;
+        }
+    }
+    u32::try_from(g).ok().filter(|&g| g > 0).unwrap_or(1)
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 fn sign_extend(raw: u64, bits: u32) -> i64 {
@@ -654,6 +708,11 @@ struct State {
     m_delta: i64,
     /// Packed encoding: the offset of every stored integer.
     base: i64,
+    /// Ranged encoding: the unit of its symbols (a common divisor of the
+    /// integers' distances from the centre; 1 when there is none). Fits
+    /// in the padding after the small fields, so costs the open chunk of
+    /// a series nothing.
+    unit: u32,
 }
 
 impl State {
@@ -669,6 +728,7 @@ impl State {
             m: 0,
             m_delta: 0,
             base: 0,
+            unit: 1,
         }
     }
 
@@ -947,24 +1007,27 @@ impl ChunkAppender {
             },
             ..chosen
         };
-        if chosen.value != ValueEncoding::Xor {
+        // tried after XOR won too: page-sized gauges that XOR beats as
+        // deltas often pack well in whole pages
+        if samples.iter().any(|s| scaled(s.v, e).is_some()) {
             // both packings cost the same but for the values' bits, which
             // are known without encoding
             // and so do the ranged forms: only the cheapest estimate is
             // encoded
-            let mut cands: Vec<(u64, ValueEncoding, i64, u64)> = Vec::with_capacity(4);
+            let mut cands: Vec<(u64, ValueEncoding, i64, u64, u32)> = Vec::with_capacity(4);
             for delta in [false, true] {
                 let (bits, base, w) = best_packing(&samples, e, delta);
-                cands.push((bits, ValueEncoding::IntPacked { e, w, delta }, base, 0));
-                let (bits, c, n) = best_ranged(&samples, e, delta);
-                cands.push((bits, ValueEncoding::IntRanged { e, delta }, c, n));
+                cands.push((bits, ValueEncoding::IntPacked { e, w, delta }, base, 0, 1));
+                let (bits, c, n, g) = best_ranged(&samples, e, delta);
+                cands.push((bits, ValueEncoding::IntRanged { e, delta }, c, n, g));
             }
-            if let Some(&(_, value, base, n)) = cands.iter().min_by_key(|c| c.0) {
+            if let Some(&(_, value, base, n, g)) = cands.iter().min_by_key(|c| c.0) {
                 let enc = Encoding { value, ..chosen };
                 if enc != best.st.enc {
                     let mut a = ChunkAppender::exactly(enc, 0);
                     a.st.base = base;
                     a.st.m_delta = n as i64;
+                    a.st.unit = g;
                     for s in &samples {
                         a.append(s.t, s.v);
                     }
@@ -1078,10 +1141,12 @@ impl ChunkAppender {
     /// symbol count (set by [`ChunkAppender::finish_best`]).
     fn put_ranged(&mut self, bits: u64, e: i8, by_delta: bool) {
         let n = (self.st.m_delta as u64).clamp(2, MAX_RANGED_SYMBOLS);
+        let g = i64::from(self.st.unit.max(1));
         self.st.v_bits = bits;
         if self.count == 0 {
             self.put_long(self.st.base);
             self.put_long(n as i64);
+            self.put_long(g);
             self.st.m_delta = n as i64;
         }
         let (k, u) = truncated_code(n);
@@ -1100,7 +1165,8 @@ impl ChunkAppender {
         };
         let x = if by_delta { m - self.st.m } else { m };
         self.st.m = m;
-        let sym = zigzag(x.wrapping_sub(self.st.base));
+        let d = x.wrapping_sub(self.st.base);
+        let sym = if d % g == 0 { zigzag(d / g) } else { u64::MAX };
         if sym < n - 1 {
             put_sym(self, sym);
         } else {
@@ -1286,6 +1352,7 @@ impl<'a> ChunkIter<'a> {
                         return None;
                     }
                     self.st.m_delta = n;
+                    self.st.unit = u32::try_from(self.get_long()?).ok().filter(|&g| g > 0)?;
                 }
                 _ => {}
             }
@@ -1421,7 +1488,8 @@ impl<'a> ChunkIter<'a> {
             ((v << 1) | self.get(1)?) - u
         };
         let x = if sym < n - 1 {
-            self.st.base.wrapping_add(unzigzag(sym))
+            let g = i64::from(self.st.unit);
+            self.st.base.wrapping_add(unzigzag(sym).wrapping_mul(g))
         } else if self.get(1)? == 0 {
             // raw value bits; the integer state is unchanged
             return self.get(64);
@@ -1627,10 +1695,10 @@ mod tests {
             }
             if let ValueEncoding::IntRanged { e, .. } = enc.value {
                 // the same for the ranged form: centre and symbol count
-                (a.st.base, a.st.m_delta) = match e {
-                    0 => (-3, 5),
-                    2 => (100, 1000),
-                    _ => (i64::MIN, MAX_RANGED_SYMBOLS as i64),
+                (a.st.base, a.st.m_delta, a.st.unit) = match e {
+                    0 => (-3, 5, 1),
+                    2 => (100, 1000, 7),
+                    _ => (i64::MIN, MAX_RANGED_SYMBOLS as i64, u32::MAX),
                 };
             }
             for &(t, v) in samples {
@@ -1885,11 +1953,13 @@ mod tests {
         assert!(
             matches!(
                 c.encoding().map(|e| e.value),
-                Some(ValueEncoding::IntPacked {
-                    w: 18,
-                    delta: true,
-                    ..
-                })
+                Some(
+                    ValueEncoding::IntPacked {
+                        w: 18,
+                        delta: true,
+                        ..
+                    } | ValueEncoding::IntRanged { delta: true, .. }
+                )
             ),
             "{:?}",
             c.encoding()
@@ -2050,19 +2120,27 @@ mod tests {
         bad[2] = 0x00;
         bad[3] = 1; // XOR has no bucket width
         assert!(Chunk::from_bytes(bad.into()).is_none());
-        // a ranged chunk needs at least two symbols: centre 0, n = 1
-        for (n, ok) in [(1i64, false), (2, true)] {
+        // a ranged chunk needs at least two symbols and a unit of at least
+        // one: centre 0, then n and g
+        for (n, g, ok) in [
+            (1i64, 1i64, false),
+            (2, 0, false),
+            (2, 1, true),
+            (2, 3, true),
+        ] {
             let mut w = BitWriter::default();
             w.put(5, 64);
             w.put(0, 7);
-            let z = zigzag(n);
-            w.put(u64::from(64 - z.leading_zeros()), 7);
-            w.put(z, 64 - z.leading_zeros());
+            for x in [n, g] {
+                let z = zigzag(x);
+                w.put(u64::from(64 - z.leading_zeros()), 7);
+                w.put(z, 64 - z.leading_zeros());
+            }
             w.put(0, 1); // symbol 0 (n = 2: one bit per symbol)
             let mut ranged = vec![0, 1, 0x60, 0];
             ranged.extend(w.bytes);
             let got = Chunk::from_bytes(ranged.into());
-            assert_eq!(got.is_some(), ok, "n = {n}");
+            assert_eq!(got.is_some(), ok, "n = {n}, g = {g}");
             if let Some(c) = got {
                 assert_eq!(bits(c.iter()), vec![(5, 0f64.to_bits())]);
             }
@@ -2333,6 +2411,45 @@ mod tests {
         assert_eq!(c.bytes()[3], 0);
     }
 
+    #[test]
+    fn ranged_values_in_whole_pages_are_counted_in_pages() {
+        // free memory in bytes: moves by whole 4096-byte pages, with a
+        // staleness marker and one odd value that must escape
+        let mut rng = Rng::new(17);
+        let mut v: i64 = 8_000_000_000;
+        let s: Vec<(i64, f64)> = (0..480)
+            .map(|i| {
+                v += (rng.below(2000) as i64 - 1000) * 4096;
+                let x = match i {
+                    100 => f64::from_bits(STALE_NAN),
+                    200 => (v + 1) as f64,
+                    _ => v as f64,
+                };
+                (i * 15_000, x)
+            })
+            .collect();
+        roundtrip(&s);
+        let mut a = ChunkAppender::new();
+        for &(t, v) in &s {
+            a.append(t, v);
+        }
+        let (c, _) = a.finish_best();
+        assert!(
+            matches!(
+                c.encoding().map(|e| e.value),
+                Some(ValueEncoding::IntRanged { delta: true, .. })
+            ),
+            "{:?}",
+            c.encoding()
+        );
+        assert_eq!(
+            bits(c.iter()),
+            bits(s.iter().map(|&(t, v)| Sample::new(t, v)))
+        );
+        // deltas span 2000 pages: about 11 bits each, not 23
+        assert!(c.bytes().len() * 8 < 480 * 12 + 400, "{}", c.bytes().len());
+    }
+
     /// Bits laid out by hand, most significant first, for format tests.
     #[derive(Default)]
     struct BitWriter {
@@ -2481,7 +2598,7 @@ mod tests {
     }
 
     #[test]
-    fn xor_wins_on_page_sized_gauges() {
+    fn page_sized_gauges_stay_xor_while_open_and_close_in_whole_pages() {
         let mut rng = Rng::new(11);
         let mut v: i64 = 8_123_456_512;
         let s: Vec<(i64, f64)> = (0..120)
@@ -2502,8 +2619,22 @@ mod tests {
             &s,
         );
         let (c, enc) = a.finish_best();
+        // among the encodings an open chunk can use, XOR wins...
         assert_eq!(enc.value, ValueEncoding::Xor);
-        assert_eq!(c.bytes().len(), xor);
+        // ...but the closed chunk counts deltas in pages: 6 bits each
+        assert!(
+            matches!(
+                c.encoding().map(|e| e.value),
+                Some(ValueEncoding::IntRanged { delta: true, .. })
+            ),
+            "{:?}",
+            c.encoding()
+        );
+        assert!(
+            c.bytes().len() * 8 < 120 * 7 + 200,
+            "{} vs XOR {xor}",
+            c.bytes().len()
+        );
     }
 
     #[test]

@@ -438,6 +438,7 @@ impl Tsdb {
     ) -> Result<Vec<(Labels, Vec<Sample>)>, TsdbError> {
         type Sources = Vec<(usize, SeriesRef)>;
         type Rows = Vec<(Labels, Vec<Sample>)>;
+        type Group = Vec<(Labels, Sources)>;
         let mut blocks = self.blocks_overlapping(mint, maxt)?;
         blocks.sort_by_key(|b| b.meta().min_time);
         // one label-sorted list per source: blocks oldest first, then the
@@ -486,6 +487,11 @@ impl Tsdb {
             // samples: sizing each buffer like the largest so far saves
             // growing (copying) it chunk by chunk
             let mut hint = 0;
+            // The head reserves room for whole chunks, which may reach
+            // outside the range: after block samples that would regrow a
+            // buffer sized just right (a copy into fresh pages), so the head's
+            // part goes through this reused buffer then.
+            let mut head_part: Vec<Sample> = Vec::new();
             for (labels, at) in group {
                 let mut samples: Vec<Sample> = Vec::with_capacity(hint);
                 let mut ordered = true;
@@ -494,13 +500,22 @@ impl Tsdb {
                     let last = samples.last().map(|s| s.t);
                     match blocks.get(src) {
                         Some(b) => b.samples_into(r, mint, maxt, &mut samples)?,
-                        None => self.head.samples_into(r, mint, maxt, &mut samples),
+                        None if samples.is_empty() => {
+                            self.head.samples_into(r, mint, maxt, &mut samples);
+                        }
+                        None => {
+                            head_part.clear();
+                            self.head.samples_into(r, mint, maxt, &mut head_part);
+                            samples.extend_from_slice(&head_part);
+                        }
                     }
                     if let (Some(last), Some(first)) = (last, samples.get(before)) {
                         ordered &= last < first.t;
                     }
                 }
-                hint = hint.max(samples.len());
+                // the capacity, not the length: a head read reserves whole
+                // chunks, and a smaller next buffer would be regrown
+                hint = hint.max(samples.capacity());
                 if samples.is_empty() {
                     continue;
                 }
@@ -523,31 +538,48 @@ impl Tsdb {
         if threads <= 1 {
             return read(series);
         }
-        let per = series.len().div_ceil(threads);
-        let mut groups: Vec<Vec<(Labels, Sources)>> = Vec::with_capacity(threads);
+        // more groups than threads, each taken by whichever thread is free:
+        // on shared cores one thread may stall for a scheduler tick, and the
+        // other then reads more instead of waiting for it
+        let n = (threads * 4).min(series.len());
+        let per = series.len().div_ceil(n);
+        let mut groups: Vec<Mutex<Option<Group>>> = Vec::with_capacity(n);
         let mut rest = series.into_iter();
         loop {
-            let g: Vec<(Labels, Sources)> = rest.by_ref().take(per).collect();
+            let g: Group = rest.by_ref().take(per).collect();
             if g.is_empty() {
                 break;
             }
-            groups.push(g);
+            groups.push(Mutex::new(Some(g)));
         }
-        let read = &read;
-        let results: Vec<Result<Rows, TsdbError>> = std::thread::scope(|sc| {
-            let mut groups = groups.into_iter();
-            let first = groups.next().unwrap_or_default();
-            let handles: Vec<_> = groups.map(|g| sc.spawn(move || read(g))).collect();
-            let mut res = vec![read(first)];
+        let results: Vec<Mutex<Option<Result<Rows, TsdbError>>>> =
+            groups.iter().map(|_| Mutex::new(None)).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let run = || {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(slot) = groups.get(i) else { break };
+                let group = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(group) = group {
+                    let r = read(group);
+                    *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                }
+            }
+        };
+        std::thread::scope(|sc| {
+            let handles: Vec<_> = (1..threads).map(|_| sc.spawn(run)).collect();
+            run();
             for h in handles {
                 // a panic there is a bug, surfaced as if read here
-                res.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+                h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
             }
-            res
         });
         let mut out = Vec::new();
+        // every group was taken and read once the threads are joined
         for r in results {
-            out.extend(r?);
+            if let Some(r) = r.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                out.extend(r?);
+            }
         }
         Ok(out)
     }
