@@ -4,6 +4,7 @@
 pub mod build;
 pub mod error;
 pub mod limits;
+pub mod parallel;
 pub mod tenant;
 pub mod time;
 

@@ -162,6 +162,14 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// The generator's series, or a recorded corpus replayed.
+fn series_set(series: usize, seed: u64, corpus: Option<PathBuf>) -> anyhow::Result<SeriesSet> {
+    Ok(match corpus {
+        Some(p) => corpus::series_from_corpus(&std::fs::read_to_string(p)?, series, seed)?,
+        None => SeriesSet::node_exporter(series, seed),
+    })
+}
+
 fn head_bytes(
     series: usize,
     scrapes: u64,
@@ -169,10 +177,7 @@ fn head_bytes(
     corpus: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     use pharos_model::{Labels, Sample};
-    let set = match corpus {
-        Some(p) => corpus::series_from_corpus(&std::fs::read_to_string(p)?, series, seed)?,
-        None => SeriesSet::node_exporter(series, seed),
-    };
+    let set = series_set(series, seed, corpus)?;
     let dir = tempfile::tempdir()?;
     let mut opts = pharos_tsdb::TsdbOptions::default();
     // the WAL is measured over HTTP; here only the head matters
@@ -232,10 +237,7 @@ fn chunk_bytes(
     corpus: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     use std::collections::BTreeMap;
-    let set = match corpus {
-        Some(p) => corpus::series_from_corpus(&std::fs::read_to_string(p)?, series, seed)?,
-        None => SeriesSet::node_exporter(series, seed),
-    };
+    let set = series_set(series, seed, corpus)?;
     let interval = 15_000i64;
     let start = (now_ms() - scrapes as i64 * interval) / interval * interval;
     let encode = |vals: &dyn Fn(u64) -> f64| -> (usize, String) {

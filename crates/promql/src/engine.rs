@@ -8,8 +8,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pharos_model::{Labels, MatchOp, Matcher, Sample};
@@ -749,46 +748,7 @@ pub(crate) fn par_chunks_owned<T: Send, R: Send>(
     if threads <= 1 {
         return vec![f(items)];
     }
-    // More chunks than threads, taken in turn by whichever thread is
-    // free: on shared cores one thread may stall for a scheduler tick, and
-    // the other then does more of the work instead of waiting for it.
-    let n = (threads * CHUNKS_PER_THREAD).min(items.len());
-    let per = items.len().div_ceil(n);
-    let mut chunks: Vec<Mutex<Option<Vec<T>>>> = Vec::with_capacity(n);
-    let mut rest = items.into_iter();
-    loop {
-        let c: Vec<T> = rest.by_ref().take(per).collect();
-        if c.is_empty() {
-            break;
-        }
-        chunks.push(Mutex::new(Some(c)));
-    }
-    let results: Vec<Mutex<Option<R>>> = chunks.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    let run = || {
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(slot) = chunks.get(i) else { break };
-            let chunk = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(chunk) = chunk {
-                let r = f(chunk);
-                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-            }
-        }
-    };
-    std::thread::scope(|sc| {
-        let handles: Vec<_> = (1..threads).map(|_| sc.spawn(run)).collect();
-        run();
-        for h in handles {
-            // a panic there is a bug, surfaced as if it happened here
-            h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        }
-    });
-    // every chunk was taken and evaluated once the threads are joined
-    results
-        .into_iter()
-        .filter_map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
-        .collect()
+    pharos_core::parallel::map_chunks(items, threads, CHUNKS_PER_THREAD, f)
 }
 
 /// Chunks per thread in [`par_chunks_owned`].

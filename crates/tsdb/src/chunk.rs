@@ -1459,13 +1459,20 @@ impl<'a> ChunkIter<'a> {
     #[inline(always)]
     fn packed_value(&mut self, e: i8, w: u32, by_delta: bool) -> Option<u64> {
         let r = self.get(w)?;
-        let x = if r != low_mask(w) {
-            self.st.base.wrapping_add(r as i64)
-        } else if self.get(1)? == 0 {
-            // raw value bits; the integer state is unchanged
-            return self.get(64);
-        } else {
-            self.get_long()?
+        let x = (r != low_mask(w)).then(|| self.st.base.wrapping_add(r as i64));
+        self.packed_tail(x, e, by_delta)
+    }
+
+    /// The end of a packed or ranged value: `x` is the integer (or delta)
+    /// its field stood for, `None` for the escape, which is followed by
+    /// one bit: 0 for raw value bits (the integer state is unchanged), 1
+    /// for a long.
+    #[inline(always)]
+    fn packed_tail(&mut self, x: Option<i64>, e: i8, by_delta: bool) -> Option<u64> {
+        let x = match x {
+            Some(x) => x,
+            None if self.get(1)? == 0 => return self.get(64),
+            None => self.get_long()?,
         };
         self.st.m = if by_delta {
             self.st.m.wrapping_add(x)
@@ -1487,21 +1494,9 @@ impl<'a> ChunkIter<'a> {
         } else {
             ((v << 1) | self.get(1)?) - u
         };
-        let x = if sym < n - 1 {
-            let g = i64::from(self.st.unit);
-            self.st.base.wrapping_add(unzigzag(sym).wrapping_mul(g))
-        } else if self.get(1)? == 0 {
-            // raw value bits; the integer state is unchanged
-            return self.get(64);
-        } else {
-            self.get_long()?
-        };
-        self.st.m = if by_delta {
-            self.st.m.wrapping_add(x)
-        } else {
-            x
-        };
-        Some(unscale(self.st.m, e).to_bits())
+        let g = i64::from(self.st.unit);
+        let x = (sym < n - 1).then(|| self.st.base.wrapping_add(unzigzag(sym).wrapping_mul(g)));
+        self.packed_tail(x, e, by_delta)
     }
 
     // rare (the first sample and escapes): kept out of the decoding loops

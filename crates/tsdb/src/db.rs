@@ -438,7 +438,6 @@ impl Tsdb {
     ) -> Result<Vec<(Labels, Vec<Sample>)>, TsdbError> {
         type Sources = Vec<(usize, SeriesRef)>;
         type Rows = Vec<(Labels, Vec<Sample>)>;
-        type Group = Vec<(Labels, Sources)>;
         let mut blocks = self.blocks_overlapping(mint, maxt)?;
         blocks.sort_by_key(|b| b.meta().min_time);
         // one label-sorted list per source: blocks oldest first, then the
@@ -538,48 +537,10 @@ impl Tsdb {
         if threads <= 1 {
             return read(series);
         }
-        // more groups than threads, each taken by whichever thread is free:
-        // on shared cores one thread may stall for a scheduler tick, and the
-        // other then reads more instead of waiting for it
-        let n = (threads * 4).min(series.len());
-        let per = series.len().div_ceil(n);
-        let mut groups: Vec<Mutex<Option<Group>>> = Vec::with_capacity(n);
-        let mut rest = series.into_iter();
-        loop {
-            let g: Group = rest.by_ref().take(per).collect();
-            if g.is_empty() {
-                break;
-            }
-            groups.push(Mutex::new(Some(g)));
-        }
-        let results: Vec<Mutex<Option<Result<Rows, TsdbError>>>> =
-            groups.iter().map(|_| Mutex::new(None)).collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let run = || {
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(slot) = groups.get(i) else { break };
-                let group = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-                if let Some(group) = group {
-                    let r = read(group);
-                    *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-                }
-            }
-        };
-        std::thread::scope(|sc| {
-            let handles: Vec<_> = (1..threads).map(|_| sc.spawn(run)).collect();
-            run();
-            for h in handles {
-                // a panic there is a bug, surfaced as if read here
-                h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-            }
-        });
+        let rows = pharos_core::parallel::map_chunks(series, threads, 4, read);
         let mut out = Vec::new();
-        // every group was taken and read once the threads are joined
-        for r in results {
-            if let Some(r) = r.into_inner().unwrap_or_else(|e| e.into_inner()) {
-                out.extend(r?);
-            }
+        for r in rows {
+            out.extend(r?);
         }
         Ok(out)
     }
