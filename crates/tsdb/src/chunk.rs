@@ -167,6 +167,13 @@ pub enum ValueEncoding {
     /// `n` and `g` follow the first timestamp; only
     /// [`ChunkAppender::finish_best`] picks this.
     IntRanged { e: i8, delta: bool },
+    /// The ranged code over the values' IEEE-754 bit patterns read as
+    /// integers, for values no decimal exponent fits (timestamps in
+    /// seconds with nanoseconds, float sums): within one binade the bit
+    /// pattern grows linearly with the value, so the deltas of a growing
+    /// value are nearly constant and the ranged code stores only their
+    /// jitter. Exact by construction: the bits are the value.
+    BitsRanged { delta: bool },
 }
 
 /// A chunk's encoding, as recorded in its header.
@@ -197,6 +204,8 @@ impl Encoding {
         };
         let (v, k) = match self.value {
             ValueEncoding::Xor => (0, 0),
+            // the XOR family with byte 3 = 1 (plus the delta flag)
+            ValueEncoding::BitsRanged { delta } => (0, if delta { 0x81 } else { 0x01 }),
             ValueEncoding::IntDod { e, k } => (0x20 | exponent_field(e), k),
             ValueEncoding::IntDelta { e, k } => (0x40 | exponent_field(e), k),
             ValueEncoding::IntStep { e, k } => (0x40 | exponent_field(e), STEP_FLAG | k),
@@ -237,6 +246,9 @@ impl Encoding {
         let int_ok = (MIN_INT_BITS..=MAX_INT_BITS).contains(&k);
         let value = match (b >> 5) & 0x3 {
             0 if field == 0 && k == 0 => ValueEncoding::Xor,
+            0 if field == 0 && k & 0x7f == 1 => ValueEncoding::BitsRanged {
+                delta: k & 0x80 != 0,
+            },
             1 if int_ok => ValueEncoding::IntDod { e, k },
             2 if int_ok => ValueEncoding::IntDelta { e, k },
             2 if k & STEP_FLAG != 0
@@ -270,7 +282,7 @@ impl Encoding {
 
     fn exponent(self) -> Option<i8> {
         match self.value {
-            ValueEncoding::Xor => None,
+            ValueEncoding::Xor | ValueEncoding::BitsRanged { .. } => None,
             ValueEncoding::IntDod { e, .. }
             | ValueEncoding::IntDelta { e, .. }
             | ValueEncoding::IntStep { e, .. }
@@ -282,6 +294,7 @@ impl Encoding {
     fn with_exponent(self, e: i8) -> Self {
         let value = match self.value {
             ValueEncoding::Xor => ValueEncoding::Xor,
+            ValueEncoding::BitsRanged { delta } => ValueEncoding::BitsRanged { delta },
             ValueEncoding::IntDod { k, .. } => ValueEncoding::IntDod { e, k },
             ValueEncoding::IntDelta { k, .. } => ValueEncoding::IntDelta { e, k },
             ValueEncoding::IntStep { k, .. } => ValueEncoding::IntStep { e, k },
@@ -485,12 +498,16 @@ fn truncated_bits(sym: u64, n: u64) -> u64 {
 /// integers (or deltas), estimated like [`best_packing`]: the median as
 /// centre, and the symbol count that leaves the fewest bits with up to
 /// two outliers escaped.
-fn best_ranged(samples: &[Sample], e: i8, by_delta: bool) -> (u64, i64, u64, u32) {
+fn best_ranged(samples: &[Sample], e: Option<i8>, by_delta: bool) -> (u64, i64, u64, u32) {
     let mut xs: Vec<i64> = Vec::with_capacity(samples.len());
     let mut prev = 0i64;
     for s in samples {
-        if let Some(m) = scaled(s.v, e) {
-            xs.push(if by_delta { m - prev } else { m });
+        let m = match e {
+            Some(e) => scaled(s.v, e),
+            None => Some(s.v.to_bits() as i64),
+        };
+        if let Some(m) = m {
+            xs.push(if by_delta { m.wrapping_sub(prev) } else { m });
             prev = m;
         }
     }
@@ -621,7 +638,7 @@ impl Chunk {
             ValueEncoding::IntPacked { .. } => {
                 Self::decode_checked_as::<V_PACKED>(it, mint, maxt, out)
             }
-            ValueEncoding::IntRanged { .. } => {
+            ValueEncoding::IntRanged { .. } | ValueEncoding::BitsRanged { .. } => {
                 Self::decode_checked_as::<V_RANGED>(it, mint, maxt, out)
             }
             _ => Self::decode_checked_as::<V_INT>(it, mint, maxt, out),
@@ -1007,33 +1024,41 @@ impl ChunkAppender {
             },
             ..chosen
         };
-        // tried after XOR won too: page-sized gauges that XOR beats as
-        // deltas often pack well in whole pages
-        if samples.iter().any(|s| scaled(s.v, e).is_some()) {
-            // both packings cost the same but for the values' bits, which
-            // are known without encoding
-            // and so do the ranged forms: only the cheapest estimate is
-            // encoded
-            let mut cands: Vec<(u64, ValueEncoding, i64, u64, u32)> = Vec::with_capacity(4);
-            for delta in [false, true] {
+        // The packed and ranged forms cost the same but for the values'
+        // bits, which are known without encoding: only the cheapest
+        // estimate is encoded. Tried after XOR won too: page-sized gauges
+        // that XOR beats as deltas often pack well in whole pages, and
+        // values no decimal fits may range well as bit patterns.
+        let mut cands: Vec<(u64, ValueEncoding, i64, u64, u32)> = Vec::with_capacity(6);
+        // values that do not scale are stored raw: 64 bits and an escape
+        let raw = samples.iter().filter(|s| scaled(s.v, e).is_none()).count() as u64;
+        let raw_bits = raw * 72;
+        for delta in [false, true] {
+            if raw < samples.len() as u64 {
                 let (bits, base, w) = best_packing(&samples, e, delta);
-                cands.push((bits, ValueEncoding::IntPacked { e, w, delta }, base, 0, 1));
-                let (bits, c, n, g) = best_ranged(&samples, e, delta);
-                cands.push((bits, ValueEncoding::IntRanged { e, delta }, c, n, g));
+                let value = ValueEncoding::IntPacked { e, w, delta };
+                cands.push((bits.saturating_add(raw_bits), value, base, 0, 1));
+                let (bits, c, n, g) = best_ranged(&samples, Some(e), delta);
+                let value = ValueEncoding::IntRanged { e, delta };
+                cands.push((bits.saturating_add(raw_bits), value, c, n, g));
             }
-            if let Some(&(_, value, base, n, g)) = cands.iter().min_by_key(|c| c.0) {
-                let enc = Encoding { value, ..chosen };
-                if enc != best.st.enc {
-                    let mut a = ChunkAppender::exactly(enc, 0);
-                    a.st.base = base;
-                    a.st.m_delta = n as i64;
-                    a.st.unit = g;
-                    for s in &samples {
-                        a.append(s.t, s.v);
-                    }
-                    if a.buf.len() < best.buf.len() {
-                        best = a;
-                    }
+            if chosen.value == ValueEncoding::Xor {
+                let (bits, c, n, g) = best_ranged(&samples, None, delta);
+                cands.push((bits, ValueEncoding::BitsRanged { delta }, c, n, g));
+            }
+        }
+        if let Some(&(_, value, base, n, g)) = cands.iter().min_by_key(|c| c.0) {
+            let enc = Encoding { value, ..chosen };
+            if enc != best.st.enc {
+                let mut a = ChunkAppender::exactly(enc, 0);
+                a.st.base = base;
+                a.st.m_delta = n as i64;
+                a.st.unit = g;
+                for s in &samples {
+                    a.append(s.t, s.v);
+                }
+                if a.buf.len() < best.buf.len() {
+                    best = a;
                 }
             }
         }
@@ -1078,7 +1103,11 @@ impl ChunkAppender {
                 return;
             }
             ValueEncoding::IntRanged { e, delta } => {
-                self.put_ranged(bits, e, delta);
+                self.put_ranged(bits, Some(e), delta);
+                return;
+            }
+            ValueEncoding::BitsRanged { delta } => {
+                self.put_ranged(bits, None, delta);
                 return;
             }
         };
@@ -1139,7 +1168,9 @@ impl ChunkAppender {
 
     /// The ranged encoding; `st.base` is the centre, `st.m_delta` the
     /// symbol count (set by [`ChunkAppender::finish_best`]).
-    fn put_ranged(&mut self, bits: u64, e: i8, by_delta: bool) {
+    /// `e` is `None` for [`ValueEncoding::BitsRanged`]: the integer is the
+    /// value's bit pattern, which always exists.
+    fn put_ranged(&mut self, bits: u64, e: Option<i8>, by_delta: bool) {
         let n = (self.st.m_delta as u64).clamp(2, MAX_RANGED_SYMBOLS);
         let g = i64::from(self.st.unit.max(1));
         self.st.v_bits = bits;
@@ -1157,13 +1188,21 @@ impl ChunkAppender {
                 a.put(sym + u, k + 1);
             }
         };
-        let Some(m) = scaled(f64::from_bits(bits), e) else {
+        let m = match e {
+            Some(e) => scaled(f64::from_bits(bits), e),
+            None => Some(bits as i64),
+        };
+        let Some(m) = m else {
             put_sym(self, n - 1);
             self.put(0, 1);
             self.put(bits, 64);
             return;
         };
-        let x = if by_delta { m - self.st.m } else { m };
+        let x = if by_delta {
+            m.wrapping_sub(self.st.m)
+        } else {
+            m
+        };
         self.st.m = m;
         let d = x.wrapping_sub(self.st.base);
         let sym = if d % g == 0 { zigzag(d / g) } else { u64::MAX };
@@ -1325,7 +1364,9 @@ impl<'a> ChunkIter<'a> {
         match self.st.enc.value {
             ValueEncoding::Xor => self.decode_as::<V_XOR>(),
             ValueEncoding::IntPacked { .. } => self.decode_as::<V_PACKED>(),
-            ValueEncoding::IntRanged { .. } => self.decode_as::<V_RANGED>(),
+            ValueEncoding::IntRanged { .. } | ValueEncoding::BitsRanged { .. } => {
+                self.decode_as::<V_RANGED>()
+            }
             _ => self.decode_as::<V_INT>(),
         }
     }
@@ -1344,8 +1385,8 @@ impl<'a> ChunkIter<'a> {
             match self.st.enc.value {
                 // the packing's base follows the first timestamp
                 ValueEncoding::IntPacked { .. } => self.st.base = self.get_long()?,
-                // the centre and the symbol count follow it
-                ValueEncoding::IntRanged { .. } => {
+                // the centre, the symbol count and the unit follow it
+                ValueEncoding::IntRanged { .. } | ValueEncoding::BitsRanged { .. } => {
                     self.st.base = self.get_long()?;
                     let n = self.get_long()?;
                     if !(2..=MAX_RANGED_SYMBOLS as i64).contains(&n) {
@@ -1405,7 +1446,10 @@ impl<'a> ChunkIter<'a> {
                 self.packed_value(e, u32::from(w), delta)?
             }
             ValueEncoding::IntRanged { e, delta } if V == V_RANGED => {
-                self.ranged_value(e, delta)?
+                self.ranged_value(Some(e), delta)?
+            }
+            ValueEncoding::BitsRanged { delta } if V == V_RANGED => {
+                self.ranged_value(None, delta)?
             }
             // callers pass the family of the header's encoding
             _ => return None,
@@ -1460,7 +1504,7 @@ impl<'a> ChunkIter<'a> {
     fn packed_value(&mut self, e: i8, w: u32, by_delta: bool) -> Option<u64> {
         let r = self.get(w)?;
         let x = (r != low_mask(w)).then(|| self.st.base.wrapping_add(r as i64));
-        self.packed_tail(x, e, by_delta)
+        self.packed_tail(x, Some(e), by_delta)
     }
 
     /// The end of a packed or ranged value: `x` is the integer (or delta)
@@ -1468,7 +1512,7 @@ impl<'a> ChunkIter<'a> {
     /// one bit: 0 for raw value bits (the integer state is unchanged), 1
     /// for a long.
     #[inline(always)]
-    fn packed_tail(&mut self, x: Option<i64>, e: i8, by_delta: bool) -> Option<u64> {
+    fn packed_tail(&mut self, x: Option<i64>, e: Option<i8>, by_delta: bool) -> Option<u64> {
         let x = match x {
             Some(x) => x,
             None if self.get(1)? == 0 => return self.get(64),
@@ -1479,11 +1523,16 @@ impl<'a> ChunkIter<'a> {
         } else {
             x
         };
-        Some(unscale(self.st.m, e).to_bits())
+        Some(match e {
+            Some(e) => unscale(self.st.m, e).to_bits(),
+            // bit patterns: the integer is the value
+            None => self.st.m as u64,
+        })
     }
 
+    /// A ranged value; `e` is `None` for bit patterns.
     #[inline(always)]
-    fn ranged_value(&mut self, e: i8, by_delta: bool) -> Option<u64> {
+    fn ranged_value(&mut self, e: Option<i8>, by_delta: bool) -> Option<u64> {
         // the symbol count lives where the other integer modes keep their
         // delta, which this one has no use for
         let n = self.st.m_delta as u64;
@@ -1553,7 +1602,9 @@ impl ChunkIter<'_> {
         match self.st.enc.value {
             ValueEncoding::Xor => self.samples_into_as::<V_XOR>(mint, maxt, out),
             ValueEncoding::IntPacked { .. } => self.samples_into_as::<V_PACKED>(mint, maxt, out),
-            ValueEncoding::IntRanged { .. } => self.samples_into_as::<V_RANGED>(mint, maxt, out),
+            ValueEncoding::IntRanged { .. } | ValueEncoding::BitsRanged { .. } => {
+                self.samples_into_as::<V_RANGED>(mint, maxt, out)
+            }
             _ => self.samples_into_as::<V_INT>(mint, maxt, out),
         }
     }
@@ -1655,6 +1706,8 @@ mod tests {
                     e: -2,
                     delta: false,
                 },
+                ValueEncoding::BitsRanged { delta: true },
+                ValueEncoding::BitsRanged { delta: false },
             ] {
                 v.push(Encoding { time, value });
             }
@@ -1686,6 +1739,15 @@ mod tests {
                     5 => -3,
                     12 => 100,
                     _ => i64::MIN,
+                };
+            }
+            if let ValueEncoding::BitsRanged { delta } = enc.value {
+                // a centre and count that fit nothing, and ones that fit
+                // some small bit-pattern deltas
+                (a.st.base, a.st.m_delta, a.st.unit) = if delta {
+                    (0, 1 << 20, 1)
+                } else {
+                    (i64::MIN, 3, u32::MAX)
                 };
             }
             if let ValueEncoding::IntRanged { e, .. } = enc.value {
@@ -2113,7 +2175,7 @@ mod tests {
             assert!(Chunk::from_bytes(bad.clone().into()).is_none());
         }
         bad[2] = 0x00;
-        bad[3] = 1; // XOR has no bucket width
+        bad[3] = 2; // XOR has no bucket width (1 marks bit patterns)
         assert!(Chunk::from_bytes(bad.into()).is_none());
         // a ranged chunk needs at least two symbols and a unit of at least
         // one: centre 0, then n and g
@@ -2443,6 +2505,61 @@ mod tests {
         );
         // deltas span 2000 pages: about 11 bits each, not 23
         assert!(c.bytes().len() * 8 < 480 * 12 + 400, "{}", c.bytes().len());
+    }
+
+    #[test]
+    fn values_no_decimal_fits_range_as_bit_patterns() {
+        // a clock in seconds with sub-microsecond jitter, as
+        // node_time_seconds: 17 significant digits, no decimal exponent
+        // fits (m would pass 2^53), XOR spends ~35 bits a value
+        let mut rng = Rng::new(29);
+        let s: Vec<(i64, f64)> = (0..480)
+            .map(|i| {
+                let jitter = rng.below(1_000_000) as f64 * 1e-12;
+                let v = (1_732_423_445.0 + i as f64 * 15.0 + jitter) * (1.0 + 1e-9 / 3.0);
+                (i * 15_000, v)
+            })
+            .collect();
+        assert!(
+            s.iter()
+                .filter(|&&(_, v)| min_exponent(v).is_none())
+                .count()
+                > 300
+        );
+        roundtrip(&s);
+        let mut a = ChunkAppender::new();
+        for &(t, v) in &s {
+            a.append(t, v);
+        }
+        let xor = encoded_len(
+            Encoding {
+                time: TimeEncoding::Regular,
+                value: ValueEncoding::Xor,
+            },
+            &s,
+        );
+        let (c, next) = a.finish_best();
+        assert_eq!(
+            c.encoding().map(|e| e.value),
+            Some(ValueEncoding::BitsRanged { delta: true })
+        );
+        assert_eq!(next.value, ValueEncoding::Xor);
+        assert_eq!(
+            bits(c.iter()),
+            bits(s.iter().map(|&(t, v)| Sample::new(t, v)))
+        );
+        assert!(
+            c.bytes().len() * 2 < xor,
+            "{} vs XOR {xor}",
+            c.bytes().len()
+        );
+        // byte 3: 1 with the delta flag, in the XOR family
+        assert_eq!((c.bytes()[2] & 0x7f, c.bytes()[3]), (0, 0x81));
+        // crossing a binade (2^31 here) escapes once and goes on exactly
+        let t: Vec<(i64, f64)> = (0..100)
+            .map(|i| (i * 1000, 2_147_483_600.0 + i as f64 + 0.123_456_789))
+            .collect();
+        roundtrip(&t);
     }
 
     /// Bits laid out by hand, most significant first, for format tests.
