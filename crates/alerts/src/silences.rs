@@ -72,11 +72,16 @@ impl SilenceState {
 }
 
 impl Silence {
-    /// Upstream's `getState`: the end instant itself still counts as active.
+    /// Upstream's `getState` at millisecond resolution. Upstream counts the
+    /// end instant itself as active, but its clock has nanoseconds, so a
+    /// silence expired "now" reads as expired from the next request on;
+    /// with milliseconds the next request may share the instant, so here
+    /// the end instant counts as expired (and a silence expired by request
+    /// is expired at once, as users see upstream).
     pub fn state(&self, now: Millis) -> SilenceState {
         if now < self.starts_at {
             SilenceState::Pending
-        } else if now > self.ends_at {
+        } else if now >= self.ends_at {
             SilenceState::Expired
         } else {
             SilenceState::Active
