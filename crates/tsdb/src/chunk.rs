@@ -1942,11 +1942,7 @@ mod tests {
             })
             .collect();
         roundtrip(&s);
-        let mut a = ChunkAppender::new();
-        for &(t, v) in &s {
-            a.append(t, v);
-        }
-        let (c, next) = a.finish_best();
+        let (c, next) = closed(&s);
         assert_eq!(
             bits(c.iter()),
             bits(s.iter().map(|&(t, v)| Sample::new(t, v)))
@@ -2244,11 +2240,7 @@ mod tests {
             .map(|i| (1_700_000_000_000 + i * 15_000, 42.0))
             .collect();
         let c = roundtrip(&s);
-        let mut a = ChunkAppender::new();
-        for &(t, v) in &s {
-            a.append(t, v);
-        }
-        let (best, next) = a.finish_best();
+        let (best, next) = closed(&s);
         assert_eq!(best.encoding().map(|e| e.time), Some(TimeEncoding::Regular));
         assert_eq!(best.bytes()[0] & 0x80, 0x80, "flag in the count word");
         assert_eq!(
@@ -2276,11 +2268,7 @@ mod tests {
         let mut s: Vec<(i64, f64)> = (0..100).map(|i| (i * 15_000, i as f64)).collect();
         s[50].0 += 1;
         roundtrip(&s);
-        let mut a = ChunkAppender::new();
-        for &(t, v) in &s {
-            a.append(t, v);
-        }
-        let (best, _) = a.finish_best();
+        let (best, _) = closed(&s);
         assert_ne!(best.encoding().map(|e| e.time), Some(TimeEncoding::Regular));
         assert_eq!(
             bits(best.iter()),
@@ -2344,11 +2332,7 @@ mod tests {
             })
             .collect();
         roundtrip(&s);
-        let mut a = ChunkAppender::new();
-        for &(t, v) in &s {
-            a.append(t, v);
-        }
-        let (c, next) = a.finish_best();
+        let (c, next) = closed(&s);
         assert!(
             matches!(
                 c.encoding().map(|e| e.value),
@@ -2422,11 +2406,7 @@ mod tests {
             .map(|i| (i * 15_000, (1000 + rng.below(9000)) as f64 / 1e7))
             .collect();
         roundtrip(&s);
-        let mut a = ChunkAppender::new();
-        for &(t, v) in &s {
-            a.append(t, v);
-        }
-        let (c, next) = a.finish_best();
+        let (c, next) = closed(&s);
         assert!(
             matches!(
                 c.encoding().map(|e| e.value),
@@ -2486,11 +2466,7 @@ mod tests {
             })
             .collect();
         roundtrip(&s);
-        let mut a = ChunkAppender::new();
-        for &(t, v) in &s {
-            a.append(t, v);
-        }
-        let (c, _) = a.finish_best();
+        let (c, _) = closed(&s);
         assert!(
             matches!(
                 c.encoding().map(|e| e.value),
@@ -2527,10 +2503,6 @@ mod tests {
                 > 300
         );
         roundtrip(&s);
-        let mut a = ChunkAppender::new();
-        for &(t, v) in &s {
-            a.append(t, v);
-        }
         let xor = encoded_len(
             Encoding {
                 time: TimeEncoding::Regular,
@@ -2538,7 +2510,7 @@ mod tests {
             },
             &s,
         );
-        let (c, next) = a.finish_best();
+        let (c, next) = closed(&s);
         assert_eq!(
             c.encoding().map(|e| e.value),
             Some(ValueEncoding::BitsRanged { delta: true })
@@ -2560,6 +2532,21 @@ mod tests {
             .map(|i| (i * 1000, 2_147_483_600.0 + i as f64 + 0.123_456_789))
             .collect();
         roundtrip(&t);
+    }
+
+    /// `s` appended to a new open chunk and closed in its best encoding,
+    /// checked to read back bit for bit.
+    fn closed(s: &[(i64, f64)]) -> (Chunk, Encoding) {
+        let mut a = ChunkAppender::new();
+        for &(t, v) in s {
+            assert!(a.append(t, v));
+        }
+        let (c, next) = a.finish_best();
+        assert_eq!(
+            bits(c.iter()),
+            bits(s.iter().map(|&(t, v)| Sample::new(t, v)))
+        );
+        (c, next)
     }
 
     /// Bits laid out by hand, most significant first, for format tests.
@@ -2719,10 +2706,6 @@ mod tests {
                 (i * 15_000, v as f64)
             })
             .collect();
-        let mut a = ChunkAppender::new();
-        for &(t, v) in &s {
-            a.append(t, v);
-        }
         let xor = encoded_len(
             Encoding {
                 time: TimeEncoding::Regular,
@@ -2730,7 +2713,7 @@ mod tests {
             },
             &s,
         );
-        let (c, enc) = a.finish_best();
+        let (c, enc) = closed(&s);
         // among the encodings an open chunk can use, XOR wins...
         assert_eq!(enc.value, ValueEncoding::Xor);
         // ...but the closed chunk counts deltas in pages: 6 bits each
