@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use pharos_difftest::compare::{Outcome, compare};
 use pharos_difftest::data::{Config, DataSet, START_MS, format_value, generate};
-use pharos_model::Sample;
 use serde_json::Value as Json;
 
 const QUERIES: &[(&str, &str)] = &[
@@ -369,23 +368,7 @@ fn main() {
         scrapes: 1440,
         ..Config::default()
     });
-    data.series = (0..copies)
-        .flat_map(|j| {
-            data.series.iter().map(move |(l, s)| {
-                let mut l = l.clone();
-                if let Some(inst) = l.get("instance").map(str::to_owned) {
-                    l.set("instance", &format!("{inst}-{j}"));
-                } else {
-                    l.set("replica", &j.to_string());
-                }
-                // scaled a little per copy: exact ties would make topk's
-                // choice among equals, which no system specifies, the answer
-                let k = 1.0 + j as f64 * 0.01;
-                let s = s.iter().map(|x| Sample { t: x.t, v: x.v * k }).collect();
-                (l, s)
-            })
-        })
-        .collect();
+    data.series = pharos_difftest::data::scaled_copies(&data.series, copies);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")

@@ -114,20 +114,7 @@ fn main() {
         scrapes: 1440,
         ..Config::default()
     });
-    let series: Vec<(Labels, Vec<Sample>)> = (0..copies)
-        .flat_map(|j| {
-            base.series.iter().map(move |(l, s)| {
-                let mut l = l.clone();
-                if let Some(inst) = l.get("instance").map(str::to_owned) {
-                    l.set("instance", &format!("{inst}-{j}"));
-                } else {
-                    l.set("replica", &j.to_string());
-                }
-                let k = 1.0 + j as f64 * 0.01;
-                (l, s.iter().map(|x| Sample::new(x.t, x.v * k)).collect())
-            })
-        })
-        .collect();
+    let series = pharos_difftest::data::scaled_copies(&base.series, copies);
     let hi = series
         .iter()
         .filter_map(|(_, s)| s.last().map(|x| x.t))

@@ -173,6 +173,30 @@ const BUCKETS: [(&str, f64); 8] = [
     ("+Inf", f64::INFINITY),
 ];
 
+/// `copies` copies of `series` for the latency benchmarks: copy `j` has
+/// `-j` appended to its `instance` (or a `replica="j"` label) and its
+/// values scaled by `1 + 0.01 j`, so `topk` never has to choose among
+/// exact ties, which no system specifies.
+pub fn scaled_copies(
+    series: &[(Labels, Vec<Sample>)],
+    copies: usize,
+) -> Vec<(Labels, Vec<Sample>)> {
+    (0..copies)
+        .flat_map(|j| {
+            series.iter().map(move |(l, s)| {
+                let mut l = l.clone();
+                if let Some(inst) = l.get("instance").map(str::to_owned) {
+                    l.set("instance", &format!("{inst}-{j}"));
+                } else {
+                    l.set("replica", &j.to_string());
+                }
+                let k = 1.0 + j as f64 * 0.01;
+                (l, s.iter().map(|x| Sample::new(x.t, x.v * k)).collect())
+            })
+        })
+        .collect()
+}
+
 pub fn generate(cfg: &Config) -> DataSet {
     let mut rng = Rng::new(cfg.seed);
     let mut b = Builder::default();
