@@ -283,6 +283,19 @@ impl RangeInput {
     /// Calls `f(step index, step time, window)` for every step; windows are
     /// closed on both ends as in Prometheus 2.x.
     pub fn windows(&self, samples: &[Sample], g: Grid, mut f: impl FnMut(usize, i64, &[Sample])) {
+        self.window_ranges(samples, g, |i, ts, r| f(i, ts, &samples[r]));
+    }
+
+    /// [`RangeInput::windows`] with each window as its index range in
+    /// `samples`, for callers that keep per-index data beside them. The
+    /// bounds only move forward, so the walk is linear in the samples.
+    #[inline(always)]
+    pub fn window_ranges(
+        &self,
+        samples: &[Sample],
+        g: Grid,
+        mut f: impl FnMut(usize, i64, std::ops::Range<usize>),
+    ) {
         let (mut lo, mut hi) = (0usize, 0usize);
         for i in 0..g.n() {
             let ts = g.ts(i);
@@ -297,7 +310,7 @@ impl RangeInput {
             while hi < samples.len() && samples[hi].t <= maxt {
                 hi += 1;
             }
-            f(i, ts, &samples[lo..hi]);
+            f(i, ts, lo..hi);
         }
     }
 }

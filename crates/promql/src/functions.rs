@@ -737,23 +737,12 @@ fn extrapolated_series(
         }
     };
     let mut pts = Vec::with_capacity(g.n().min(samples.len()));
-    let (mut lo, mut hi) = (0usize, 0usize);
-    for i in 0..g.n() {
-        let ts = g.ts(i);
-        let end = ri.ref_t(ts);
-        let start = end.saturating_sub(ri.range);
-        while lo < samples.len() && samples[lo].t < start {
-            lo += 1;
-        }
-        if hi < lo {
-            hi = lo;
-        }
-        while hi < samples.len() && samples[hi].t <= end {
-            hi += 1;
-        }
+    ri.window_ranges(samples, g, |_, ts, r| {
+        let (lo, hi) = (r.start, r.end);
         if hi - lo < 2 {
-            continue;
+            return;
         }
+        let end = ri.ref_t(ts);
         let (first, last) = (samples[lo], samples[hi - 1]);
         let mut result = last.v - first.v;
         if counter {
@@ -775,7 +764,7 @@ fn extrapolated_series(
             is_rate,
         );
         pts.push(Sample::new(ts, v));
-    }
+    });
     pts
 }
 

@@ -376,24 +376,22 @@ fn min_exponent(v: f64) -> Option<i8> {
     (-z..=0).find(|&e| scaled(v, e).is_some())
 }
 
-/// The first-bucket width that encodes these samples' integer residuals
-/// in the fewest bits, computed from the residuals rather than by encoding
-/// once per candidate.
-fn best_int_bits(samples: &[Sample], e: i8, mode: IntMode) -> u8 {
-    let mut residuals: Vec<i64> = Vec::with_capacity(samples.len());
+/// The first-bucket width that encodes these integers' residuals (the
+/// chunk's values scaled, raw ones left out) in the fewest bits, computed
+/// from the residuals rather than by encoding once per candidate.
+fn best_int_bits(ms: &[i64], mode: IntMode) -> u8 {
+    let mut residuals: Vec<i64> = Vec::with_capacity(ms.len());
     let (mut m0, mut d0) = (0i64, 0i64);
-    for s in samples {
-        if let Some(m) = scaled(s.v, e) {
-            let delta = m - m0;
-            let dod = delta - d0;
-            m0 = m;
-            d0 = delta;
-            match mode {
-                IntMode::Dod if dod != 0 => residuals.push(dod),
-                IntMode::Delta if dod != 0 => residuals.push(delta),
-                IntMode::Step if delta != 0 => residuals.push(delta),
-                _ => {}
-            }
+    for &m in ms {
+        let delta = m - m0;
+        let dod = delta - d0;
+        m0 = m;
+        d0 = delta;
+        match mode {
+            IntMode::Dod if dod != 0 => residuals.push(dod),
+            IntMode::Delta if dod != 0 => residuals.push(delta),
+            IntMode::Step if delta != 0 => residuals.push(delta),
+            _ => {}
         }
     }
     let cost = |k: u8| -> u64 {
@@ -445,14 +443,12 @@ fn long_bits(x: i64) -> u64 {
 /// the range between two order statistics near the ends, so a counter
 /// reset or the first delta becomes one escape instead of widening every
 /// sample.
-fn best_packing(samples: &[Sample], e: i8, by_delta: bool) -> (u64, i64, u8) {
-    let mut xs: Vec<i64> = Vec::with_capacity(samples.len());
+fn best_packing(ms: &[i64], by_delta: bool) -> (u64, i64, u8) {
+    let mut xs: Vec<i64> = Vec::with_capacity(ms.len());
     let mut prev = 0i64;
-    for s in samples {
-        if let Some(m) = scaled(s.v, e) {
-            xs.push(if by_delta { m - prev } else { m });
-            prev = m;
-        }
+    for &m in ms {
+        xs.push(if by_delta { m - prev } else { m });
+        prev = m;
     }
     xs.sort_unstable();
     let n = xs.len();
@@ -494,22 +490,16 @@ fn truncated_bits(sym: u64, n: u64) -> u64 {
     u64::from(k) + u64::from(sym >= u)
 }
 
-/// The `(bits, centre, n)` of the ranged encoding for these samples'
-/// integers (or deltas), estimated like [`best_packing`]: the median as
-/// centre, and the symbol count that leaves the fewest bits with up to
-/// two outliers escaped.
-fn best_ranged(samples: &[Sample], e: Option<i8>, by_delta: bool) -> (u64, i64, u64, u32) {
-    let mut xs: Vec<i64> = Vec::with_capacity(samples.len());
+/// The `(bits, centre, n, unit)` of the ranged encoding for these
+/// integers (scaled values, or bit patterns) or their deltas, estimated
+/// like [`best_packing`]: the median as centre, and the symbol count that
+/// leaves the fewest bits with a few outliers escaped.
+fn best_ranged(ms: &[i64], by_delta: bool) -> (u64, i64, u64, u32) {
+    let mut xs: Vec<i64> = Vec::with_capacity(ms.len());
     let mut prev = 0i64;
-    for s in samples {
-        let m = match e {
-            Some(e) => scaled(s.v, e),
-            None => Some(s.v.to_bits() as i64),
-        };
-        if let Some(m) = m {
-            xs.push(if by_delta { m.wrapping_sub(prev) } else { m });
-            prev = m;
-        }
+    for &m in ms {
+        xs.push(if by_delta { m.wrapping_sub(prev) } else { m });
+        prev = m;
     }
     if xs.is_empty() {
         return (u64::MAX, 0, 2, 1);
@@ -954,6 +944,9 @@ impl ChunkAppender {
             .filter_map(|s| min_exponent(s.v))
             .max()
             .unwrap_or(0);
+        // the values as integers at that exponent, scaled once for every
+        // estimate below (values that do not scale are left out: raw)
+        let ms: Vec<i64> = samples.iter().filter_map(|s| scaled(s.v, e)).collect();
         let encode = |enc: Encoding, base: i64| {
             let mut a = ChunkAppender::exactly(enc, 0);
             a.st.base = base;
@@ -995,15 +988,15 @@ impl ChunkAppender {
         for value in [
             ValueEncoding::IntDelta {
                 e,
-                k: best_int_bits(&samples, e, IntMode::Delta),
+                k: best_int_bits(&ms, IntMode::Delta),
             },
             ValueEncoding::IntStep {
                 e,
-                k: best_int_bits(&samples, e, IntMode::Step),
+                k: best_int_bits(&ms, IntMode::Step),
             },
             ValueEncoding::IntDod {
                 e,
-                k: best_int_bits(&samples, e, IntMode::Dod),
+                k: best_int_bits(&ms, IntMode::Dod),
             },
             ValueEncoding::Xor,
         ] {
@@ -1031,19 +1024,25 @@ impl ChunkAppender {
         // values no decimal fits may range well as bit patterns.
         let mut cands: Vec<(u64, ValueEncoding, i64, u64, u32)> = Vec::with_capacity(6);
         // values that do not scale are stored raw: 64 bits and an escape
-        let raw = samples.iter().filter(|s| scaled(s.v, e).is_none()).count() as u64;
+        let raw = (samples.len() - ms.len()) as u64;
         let raw_bits = raw * 72;
+        // values no decimal fits may range well as bit patterns
+        let patterns: Vec<i64> = if chosen.value == ValueEncoding::Xor {
+            samples.iter().map(|s| s.v.to_bits() as i64).collect()
+        } else {
+            Vec::new()
+        };
         for delta in [false, true] {
-            if raw < samples.len() as u64 {
-                let (bits, base, w) = best_packing(&samples, e, delta);
+            if !ms.is_empty() {
+                let (bits, base, w) = best_packing(&ms, delta);
                 let value = ValueEncoding::IntPacked { e, w, delta };
                 cands.push((bits.saturating_add(raw_bits), value, base, 0, 1));
-                let (bits, c, n, g) = best_ranged(&samples, Some(e), delta);
+                let (bits, c, n, g) = best_ranged(&ms, delta);
                 let value = ValueEncoding::IntRanged { e, delta };
                 cands.push((bits.saturating_add(raw_bits), value, c, n, g));
             }
-            if chosen.value == ValueEncoding::Xor {
-                let (bits, c, n, g) = best_ranged(&samples, None, delta);
+            if !patterns.is_empty() {
+                let (bits, c, n, g) = best_ranged(&patterns, delta);
                 cands.push((bits, ValueEncoding::BitsRanged { delta }, c, n, g));
             }
         }
@@ -2285,15 +2284,20 @@ mod tests {
         // 0x40 (integer deltas, e = 0), k = 4; t0 = 1000 in 64 bits; value
         // `10 0101` (5); interval as a long: n = 6 (7 bits) and zigzag(30)
         // = 60 in 6 bits; value `0` (delta 5 again); value `0`.
-        let mut w = BitWriter::default();
-        w.put(1000, 64);
-        w.put(0b10_0101, 6);
-        w.put(6, 7);
-        w.put(60, 6);
-        w.put(0, 1);
-        w.put(0, 1);
-        let mut bytes = vec![0x80, 3, 0x40, 4];
-        bytes.extend(w.bytes);
+        // the interval's long is given as (bit length, zigzag bits)
+        let laid_out = |interval: (u64, u64)| {
+            let mut w = BitWriter::default();
+            w.put(1000, 64);
+            w.put(0b10_0101, 6);
+            w.put(interval.0, 7);
+            w.put(interval.1, interval.0 as u32);
+            w.put(0, 1);
+            w.put(0, 1);
+            let mut bytes = vec![0x80, 3, 0x40, 4];
+            bytes.extend(w.bytes);
+            bytes
+        };
+        let mut bytes = laid_out((6, 60));
         let c = Chunk::from_bytes(bytes.clone().into()).expect("valid");
         assert_eq!(
             bits(c.iter()),
@@ -2304,15 +2308,7 @@ mod tests {
             ]
         );
         // the same with a zero interval: n = 0 is zigzag(0)
-        let mut w = BitWriter::default();
-        w.put(1000, 64);
-        w.put(0b10_0101, 6);
-        w.put(0, 7);
-        w.put(0, 1);
-        w.put(0, 1);
-        let mut bad = vec![0x80, 3, 0x40, 4];
-        bad.extend(w.bytes);
-        assert!(Chunk::from_bytes(bad.into()).is_none());
+        assert!(Chunk::from_bytes(laid_out((0, 0)).into()).is_none());
         // a regular chunk may not also set the base-interval bit
         bytes[2] |= 0x80;
         assert!(Chunk::from_bytes(bytes.into()).is_none());
@@ -2349,9 +2345,8 @@ mod tests {
                     e: 1,
                     k: best_int_bits(
                         &s.iter()
-                            .map(|&(t, v)| Sample::new(t, v))
+                            .filter_map(|&(_, v)| scaled(v, 1))
                             .collect::<Vec<_>>(),
-                        1,
                         IntMode::Delta,
                     ),
                 },
