@@ -9,6 +9,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use pharos_model::{Label, Labels, Matcher, Sample};
 use serde::{Deserialize, Serialize};
@@ -310,6 +311,12 @@ pub struct Block {
     meta: BlockMeta,
     index: Index,
     chunks: Vec<Vec<ChunkMeta>>,
+    /// Index of each series' first chunk in `verified`.
+    first_chunk: Vec<u32>,
+    /// One bit per chunk: its checksum was checked once already. Blocks
+    /// are immutable, so later reads of the same chunk skip the CRC (the
+    /// decoder still validates the structure on every read).
+    verified: Box<[AtomicU64]>,
     chunks_file: File,
     version: u8,
 }
@@ -350,11 +357,20 @@ impl Block {
                 reason: "bad magic or version".into(),
             });
         }
+        let mut first_chunk = Vec::with_capacity(chunks.len());
+        let mut total = 0u32;
+        for c in &chunks {
+            first_chunk.push(total);
+            total = total.saturating_add(c.len() as u32);
+        }
+        let verified = (0..total.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
         Ok(Self {
             dir: dir.to_owned(),
             meta,
             index,
             chunks,
+            first_chunk,
+            verified,
             chunks_file,
             version,
         })
@@ -368,10 +384,12 @@ impl Block {
         &self.dir
     }
 
-    /// Reads one chunk, appending its samples in `[mint, maxt]` to `out`.
+    /// Reads one chunk (number `id` of the block), appending its samples
+    /// in `[mint, maxt]` to `out`.
     fn read_chunk(
         &self,
         m: &ChunkMeta,
+        id: u32,
         mint: i64,
         maxt: i64,
         out: &mut Vec<Sample>,
@@ -382,13 +400,20 @@ impl Block {
             offset: m.offset,
             reason: reason.to_owned(),
         };
-        // a chunk of 65535 samples fits well within this; read the length
-        // prefix and, usually, the whole chunk in one call
-        let mut buf = vec![0u8; 4096];
-        let n = read_some_at(&self.chunks_file, &mut buf, m.offset)
+        if m.len > 1 << 24 {
+            return Err(corrupt("chunk length too large"));
+        }
+        let v2 = self.version != FORMAT_V1 && m.len > 0;
+        // version 2 knows the record's length: read exactly it, behind
+        // room for the first timestamp the record leaves out; version 1
+        // reads the length prefix and, usually, the whole chunk at once
+        let lead = if v2 { CHUNK_T0.len() } else { 0 };
+        let want = if v2 { m.len as usize } else { 4096 };
+        let mut buf = vec![0u8; lead + want];
+        let n = read_some_at(&self.chunks_file, &mut buf[lead..], m.offset)
             .map_err(|e| TsdbError::io("read", path(), e))?;
-        buf.truncate(n);
-        let mut d = Dec::new(&buf);
+        buf.truncate(lead + n);
+        let mut d = Dec::new(&buf[lead..]);
         let len = d.uvarint().map_err(|e| corrupt(&e))?;
         if len > 1 << 24 {
             return Err(corrupt("chunk length too large"));
@@ -397,17 +422,28 @@ impl Block {
         let start = buf.len() - d.remaining();
         let need = start + len + 4;
         if buf.len() < need {
+            if v2 {
+                return Err(corrupt("chunk record shorter than its length"));
+            }
             buf.resize(need, 0);
             self.chunks_file
-                .read_exact_at(&mut buf[n..], m.offset + n as u64)
+                .read_exact_at(&mut buf[lead + n..], m.offset + n as u64)
                 .map_err(|e| TsdbError::io("read", path(), e))?;
         }
-        let crc = &buf[start + len..need];
-        if crc32c::checksum(&buf[start..start + len])
-            != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]])
-        {
-            return Err(corrupt("chunk checksum mismatch"));
+        let (word, bit) = (id as usize / 64, 1u64 << (id % 64));
+        let checked = self
+            .verified
+            .get(word)
+            .is_some_and(|w| w.load(Ordering::Relaxed) & bit != 0);
+        if !checked {
+            let crc = &buf[start + len..need];
+            if crc32c::checksum(&buf[start..start + len])
+                != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]])
+            {
+                return Err(corrupt("chunk checksum mismatch"));
+            }
         }
+        let mut begin = start;
         let mut end = start + len;
         if self.version != FORMAT_V1 {
             // put the first timestamp back from the index
@@ -415,13 +451,23 @@ impl Block {
                 return Err(corrupt("chunk too short"));
             }
             let at = start + CHUNK_T0.start;
-            buf.splice(at..at, m.min_t.to_be_bytes());
-            end += CHUNK_T0.len();
+            if v2 {
+                // the header moves into the room in front; the rest stays
+                begin = start - CHUNK_T0.len();
+                buf.copy_within(start..at, begin);
+                buf[begin + CHUNK_T0.start..at].copy_from_slice(&m.min_t.to_be_bytes());
+            } else {
+                buf.splice(at..at, m.min_t.to_be_bytes());
+                end += CHUNK_T0.len();
+            }
         }
-        let bytes = &buf[start..end];
+        let bytes = &buf[begin..end];
         // decoding validates the chunk as Chunk::from_bytes would, in the
         // one pass that also reads the samples
         if Chunk::decode_checked(bytes, mint, maxt, out) {
+            if !checked && let Some(w) = self.verified.get(word) {
+                w.fetch_or(bit, Ordering::Relaxed);
+            }
             Ok(())
         } else {
             Err(corrupt("chunk does not decode"))
@@ -442,11 +488,18 @@ impl Block {
         maxt: i64,
         out: &mut Vec<Sample>,
     ) -> Result<(), TsdbError> {
-        for m in self.chunks.get(r as usize).into_iter().flatten() {
+        let first = self.first_chunk.get(r as usize).copied().unwrap_or(0);
+        for (j, m) in self
+            .chunks
+            .get(r as usize)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             if m.max_t < mint || m.min_t > maxt {
                 continue;
             }
-            self.read_chunk(m, mint, maxt, out)?;
+            self.read_chunk(m, first + j as u32, mint, maxt, out)?;
         }
         Ok(())
     }
@@ -805,6 +858,39 @@ mod tests {
         i[10] ^= 1;
         fs::write(&index, &i).unwrap();
         assert!(matches!(Block::open(&bdir), Err(TsdbError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_chunk_checksum_is_checked_on_its_first_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = write_block(dir.path(), 0, 7_200_000, 1, data()).unwrap();
+        let bdir = dir.path().join(&meta.ulid);
+        let b = Block::open(&bdir).unwrap();
+        let verified = |b: &Block| -> u32 {
+            b.verified
+                .iter()
+                .map(|w| w.load(Ordering::Relaxed).count_ones())
+                .sum()
+        };
+        // NaN samples compare by their bits
+        let read = |b: &Block| -> Vec<(Labels, Vec<(i64, u64)>)> {
+            let all = b.all_series().unwrap();
+            all.into_iter()
+                .map(|(l, s)| (l, s.iter().map(|p| (p.t, p.v.to_bits())).collect()))
+                .collect()
+        };
+        assert_eq!(verified(&b), 0);
+        let first = read(&b);
+        assert_eq!(verified(&b) as u64, meta.stats.num_chunks);
+        // the second read skips the checksums and reads the same samples
+        assert_eq!(read(&b), first);
+        // a flipped bit is still found by a block opened afresh
+        let chunks = bdir.join("chunks");
+        let mut c = fs::read(&chunks).unwrap();
+        c[40] ^= 1;
+        fs::write(&chunks, &c).unwrap();
+        let fresh = Block::open(&bdir).unwrap();
+        assert!(matches!(fresh.all_series(), Err(TsdbError::Corrupt { .. })));
     }
 
     /// A block in format version 1, laid out as FORMAT.md's version 1

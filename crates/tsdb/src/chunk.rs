@@ -603,15 +603,14 @@ impl Chunk {
     pub fn from_bytes(data: Box<[u8]>) -> Option<Self> {
         let mut min_t = i64::MAX;
         let mut max_t = i64::MIN;
-        let mut it = ChunkIter::new(&data);
+        let it = ChunkIter::new(&data);
         let n = it.remaining;
-        let mut seen = 0usize;
-        for s in &mut it {
-            min_t = min_t.min(s.t);
-            max_t = max_t.max(s.t);
-            seen += 1;
-        }
-        (seen == n && n > 0).then_some(Self { data, min_t, max_t })
+        let ok = it.decode_fast(|t, _| {
+            min_t = min_t.min(t);
+            max_t = max_t.max(t);
+            true
+        });
+        (ok && n > 0).then_some(Self { data, min_t, max_t })
     }
 
     /// Decodes encoded bytes straight from storage, appending the samples
@@ -623,37 +622,18 @@ impl Chunk {
         if it.remaining == 0 {
             return false;
         }
-        match it.st.enc.value {
-            ValueEncoding::Xor => Self::decode_checked_as::<V_XOR>(it, mint, maxt, out),
-            ValueEncoding::IntPacked { .. } => {
-                Self::decode_checked_as::<V_PACKED>(it, mint, maxt, out)
-            }
-            ValueEncoding::IntRanged { .. } | ValueEncoding::BitsRanged { .. } => {
-                Self::decode_checked_as::<V_RANGED>(it, mint, maxt, out)
-            }
-            _ => Self::decode_checked_as::<V_INT>(it, mint, maxt, out),
-        }
-    }
-
-    fn decode_checked_as<const V: u8>(
-        mut it: ChunkIter<'_>,
-        mint: i64,
-        maxt: i64,
-        out: &mut Vec<Sample>,
-    ) -> bool {
         let before = out.len();
         out.reserve(it.remaining);
-        while it.remaining > 0 {
-            let Some(s) = it.decode_as::<V>() else {
-                out.truncate(before);
-                return false;
-            };
-            it.remaining -= 1;
-            if mint <= s.t && s.t <= maxt {
-                out.push(s);
+        let ok = it.decode_fast(|t, v| {
+            if mint <= t && t <= maxt {
+                out.push(Sample::new(t, f64::from_bits(v)));
             }
+            true
+        });
+        if !ok {
+            out.truncate(before);
         }
-        true
+        ok
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -1598,31 +1578,381 @@ impl ChunkIter<'_> {
     /// `[mint, maxt]` and stopping at the first one past `maxt`; for sorted
     /// chunks (all but out-of-order ones, which callers filter themselves).
     pub fn samples_into(self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
-        match self.st.enc.value {
-            ValueEncoding::Xor => self.samples_into_as::<V_XOR>(mint, maxt, out),
-            ValueEncoding::IntPacked { .. } => self.samples_into_as::<V_PACKED>(mint, maxt, out),
-            ValueEncoding::IntRanged { .. } | ValueEncoding::BitsRanged { .. } => {
-                self.samples_into_as::<V_RANGED>(mint, maxt, out)
+        out.reserve(self.remaining);
+        self.decode_fast(|t, v| {
+            if t > maxt {
+                return false;
             }
-            _ => self.samples_into_as::<V_INT>(mint, maxt, out),
+            if t >= mint {
+                out.push(Sample::new(t, f64::from_bits(v)));
+            }
+            true
+        });
+    }
+
+    /// Decodes the rest of the chunk, passing each sample's timestamp and
+    /// value bits to `sink` until it returns false. Returns false when the
+    /// data is truncated or malformed: every sample passed before is one
+    /// [`ChunkIter::next`] returns too, and the failing one is not passed.
+    ///
+    /// The same decoding as [`ChunkIter::decode_as`], restructured for
+    /// speed: the first samples (headers in the stream) go through that
+    /// one, the rest through [`decode_loop`], which keeps the state in
+    /// locals, usually reads a whole sample from one 8-byte load, lets
+    /// reads past the end yield zeros and checks the position against the
+    /// end once per sample instead.
+    #[inline(always)]
+    fn decode_fast(self, sink: impl FnMut(i64, u64) -> bool) -> bool {
+        match self.st.enc.value {
+            ValueEncoding::Xor => self.decode_fast_as::<V_XOR>(sink),
+            ValueEncoding::IntPacked { .. } => self.decode_fast_as::<V_PACKED>(sink),
+            ValueEncoding::IntRanged { .. } | ValueEncoding::BitsRanged { .. } => {
+                self.decode_fast_as::<V_RANGED>(sink)
+            }
+            _ => self.decode_fast_as::<V_INT>(sink),
         }
     }
 
-    fn samples_into_as<const V: u8>(mut self, mint: i64, maxt: i64, out: &mut Vec<Sample>) {
-        out.reserve(self.remaining);
-        while self.remaining > 0 {
+    #[inline(always)]
+    fn decode_fast_as<const V: u8>(mut self, mut sink: impl FnMut(i64, u64) -> bool) -> bool {
+        // the first sample carries the stream's headers, and the second
+        // of a regular chunk its interval
+        while self.remaining > 0
+            && (self.first || (self.st.enc.time == TimeEncoding::Regular && self.st.t_delta == 0))
+        {
             let Some(s) = self.decode_as::<V>() else {
-                return;
+                return false;
             };
             self.remaining -= 1;
-            if s.t > maxt {
-                return;
-            }
-            if s.t >= mint {
-                out.push(s);
+            if !sink(s.t, s.v.to_bits()) {
+                return true;
             }
         }
+        if self.remaining == 0 {
+            return true;
+        }
+        match (self.st.enc.value, V) {
+            (ValueEncoding::IntDod { .. }, V_INT) => self.decode_loop_t::<V_INT_DOD>(sink),
+            (ValueEncoding::IntDelta { .. }, V_INT) => self.decode_loop_t::<V_INT_DELTA>(sink),
+            (ValueEncoding::IntStep { .. }, V_INT) => self.decode_loop_t::<V_INT_STEP>(sink),
+            (_, V_INT) => false,
+            _ => self.decode_loop_t::<V>(sink),
+        }
     }
+
+    #[inline(always)]
+    fn decode_loop_t<const V: u8>(self, sink: impl FnMut(i64, u64) -> bool) -> bool {
+        match self.st.enc.time {
+            TimeEncoding::DeltaOfDelta => decode_loop::<T_DOD, V>(self, sink),
+            TimeEncoding::Base => decode_loop::<T_BASE, V>(self, sink),
+            TimeEncoding::Regular => decode_loop::<T_REG, V>(self, sink),
+        }
+    }
+}
+
+/// The integer families of [`decode_loop`], by mode.
+const V_INT_DOD: u8 = 4;
+const V_INT_DELTA: u8 = 5;
+const V_INT_STEP: u8 = 6;
+
+/// Time encodings for [`decode_loop`].
+const T_DOD: u8 = 0;
+const T_BASE: u8 = 1;
+const T_REG: u8 = 2;
+
+/// Bits of a timestamp residual's code (prefix and payload) by the number
+/// `n` of leading ones of its prefix, 0..=3: byte `n` of this word.
+const T_CODE_LEN: u64 = pack4([1, 2 + 5, 3 + 14, 4 + 20]);
+/// `64 - payload bits` for the same codes (code `0` has no payload; its
+/// shift only has to be in range).
+const T_PAYLOAD_SHIFT: u64 = pack4([63, 64 - 5, 64 - 14, 64 - 20]);
+
+/// Four small numbers as the bytes of a word, for lookups that stay in a
+/// register instead of loading from a table.
+const fn pack4(x: [u32; 4]) -> u64 {
+    (x[0] as u64) | (x[1] as u64) << 8 | (x[2] as u64) << 16 | (x[3] as u64) << 24
+}
+
+/// Byte `i` of a [`pack4`] word.
+#[inline(always)]
+fn unpack4(w: u64, i: u32) -> u32 {
+    ((w >> (i * 8)) & 0xff) as u32
+}
+
+/// Bits a peeked word holds for the value code after a timestamp code of
+/// the small buckets: 57 sure bits less the 24 of the largest.
+const AFTER_T: u32 = 57 - 24;
+
+/// A bit position in a chunk's stream for the decoding loops. Reads past
+/// the end yield zeros instead of failing: the loops check the position
+/// against the end once per sample (positions only grow, so any read
+/// past the end leaves the position past it).
+#[derive(Clone, Copy)]
+struct BitPos<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl BitPos<'_> {
+    /// 64 bits from the position on, most significant first; at least 57
+    /// of them are the stream's, the low `pos % 8` are zero.
+    #[inline(always)]
+    fn peek(&self) -> u64 {
+        let byte = self.pos >> 3;
+        let raw = match self.data.get(byte..).and_then(<[u8]>::first_chunk::<8>) {
+            Some(b) => u64::from_be_bytes(*b),
+            None => tail_word(self.data, byte),
+        };
+        raw << (self.pos & 7)
+    }
+
+    /// Exactly the 64 bits from the position on.
+    #[inline(always)]
+    fn peek64(&self) -> u64 {
+        let next = self.data.get((self.pos >> 3) + 8).copied().unwrap_or(0);
+        self.peek() | ((u64::from(next) << (self.pos & 7)) >> 8)
+    }
+
+    #[inline(always)]
+    fn skip(&mut self, n: u32) {
+        self.pos += n as usize;
+    }
+
+    /// The next `n` bits, `n` in 1..=64.
+    #[inline(always)]
+    fn get(&mut self, n: u32) -> u64 {
+        let w = if n <= 57 { self.peek() } else { self.peek64() };
+        self.pos += n as usize;
+        w >> (64 - n)
+    }
+
+    /// A length-prefixed integer (see [`ChunkIter::get_long`]); `None`
+    /// for a length over 64.
+    #[inline(never)]
+    fn get_long(&mut self) -> Option<i64> {
+        let n = self.get(7) as u32;
+        match n {
+            0 => Some(0),
+            1..=64 => Some(unzigzag(self.get(n))),
+            _ => None,
+        }
+    }
+
+    /// The escape of a packed or ranged value: 64 raw value bits (`Err`,
+    /// the integer state unchanged) or a long (`Ok`); `None` if malformed.
+    #[inline(never)]
+    fn escape(&mut self) -> Option<Result<i64, u64>> {
+        if self.get(1) == 0 {
+            Some(Err(self.get(64)))
+        } else {
+            self.get_long().map(Ok)
+        }
+    }
+}
+
+/// The 8 bytes from `byte` on, zero past the end of `data`.
+#[cold]
+#[inline(never)]
+fn tail_word(data: &[u8], byte: usize) -> u64 {
+    let mut w = [0u8; 8];
+    let tail = data.get(byte..).unwrap_or_default();
+    let n = tail.len().min(8);
+    w[..n].copy_from_slice(&tail[..n]);
+    u64::from_be_bytes(w)
+}
+
+/// The hot loop of [`ChunkIter::decode_fast`], for the samples after the
+/// first (and after a regular chunk's second): `T` is the time encoding,
+/// `V` the value family. Decodes exactly as [`ChunkIter::decode_as`].
+///
+/// One 8-byte load usually serves a whole sample: the timestamp code is
+/// read from it, and the value code from the rest when the chunk's
+/// longest (non-escape) value code fits in what is left.
+#[inline(always)]
+fn decode_loop<const T: u8, const V: u8>(
+    it: ChunkIter<'_>,
+    mut sink: impl FnMut(i64, u64) -> bool,
+) -> bool {
+    let st = it.st;
+    let mut b = BitPos {
+        data: it.data,
+        pos: it.pos,
+    };
+    let end = it.data.len() * 8;
+    let (mut t, mut d, mut anchor) = (st.t, st.t_delta, st.anchor);
+    let mut v = st.v_bits;
+    let (mut lead, mut trail) = (u32::from(st.leading), u32::from(st.trailing));
+    let (mut m, mut md) = (st.m, st.m_delta);
+    let base = st.base;
+    let unit = i64::from(st.unit);
+    // the value encoding's parameters, fixed for the chunk
+    let (e, k, w, by_delta) = match st.enc.value {
+        ValueEncoding::Xor => (None, 0, 0, false),
+        ValueEncoding::IntDod { e, k }
+        | ValueEncoding::IntDelta { e, k }
+        | ValueEncoding::IntStep { e, k } => (Some(e), u32::from(k), 0, false),
+        ValueEncoding::IntPacked { e, w, delta } => (Some(e), 0, u32::from(w), delta),
+        ValueEncoding::IntRanged { e, delta } => (Some(e), 0, 0, delta),
+        ValueEncoding::BitsRanged { delta } => (None, 0, 0, delta),
+    };
+    let e = e.unwrap_or(0);
+    let bit_patterns = matches!(st.enc.value, ValueEncoding::BitsRanged { .. });
+    // integer buckets: code lengths and payload shifts by leading ones
+    let i_len = pack4([1, 2 + k, 3 + k + 6, 4 + k + 14]);
+    let i_shift = pack4([63, 64 - k, 64 - k - 6, 64 - k - 14]);
+    // packed: the escape pattern
+    let esc = low_mask(w);
+    // ranged: the truncated code (the symbol count lives in `m_delta`)
+    let n_sym = md as u64;
+    let (rk, ru) = if V == V_RANGED {
+        truncated_code(n_sym)
+    } else {
+        (1, 0)
+    };
+    // the longest value code but escapes; longer than what a peek holds
+    // after a timestamp code, the value needs a load of its own
+    let v_max = match V {
+        V_XOR => 13,
+        V_PACKED => w,
+        V_RANGED => rk + 1,
+        _ => 4 + k + 14,
+    };
+    // longer than any peek, the exact 64-bit load
+    let v_wide = v_max > 57;
+    for _ in 0..it.remaining {
+        // the timestamp, leaving in `y` the bits from the value code on,
+        // `avail` of them sure
+        let (mut y, avail) = if T == T_REG {
+            t = t.wrapping_add(d);
+            (b.peek(), 57)
+        } else {
+            let x = b.peek();
+            let n = x.leading_ones();
+            let (r, y) = if n < 4 {
+                let len = unpack4(T_CODE_LEN, n);
+                b.skip(len);
+                // code `0` has no payload: masked, without a branch
+                let p = ((x << (n + 1)) as i64) >> unpack4(T_PAYLOAD_SHIFT, n);
+                (p & -i64::from(n != 0), (x << len, 57 - len))
+            } else {
+                b.skip(4);
+                let r = b.get(64) as i64;
+                (r, (b.peek(), 57))
+            };
+            if T == T_DOD {
+                d = d.wrapping_add(r);
+                t = t.wrapping_add(d);
+            } else {
+                let next = anchor.wrapping_add(d).wrapping_add(r);
+                if fits_signed(r, T_SMALL_BITS) {
+                    anchor = anchor.wrapping_add(d);
+                } else {
+                    d = nice_interval(next.wrapping_sub(t));
+                    anchor = next;
+                }
+                t = next;
+            }
+            y
+        };
+        if v_max > AFTER_T && v_max > avail {
+            y = if v_wide { b.peek64() } else { b.peek() };
+        }
+        if V == V_XOR {
+            // control bits `0`, `10` or `11` with a window: selects rather
+            // than branches, as repeats and changes mix unpredictably
+            let changed = (y >> 63) as u32;
+            let fresh = changed & (y >> 62) as u32;
+            let new_lead = ((y >> 57) & 0x1f) as u32;
+            // 6 bits of significant bits, 0 meaning 64
+            let new_sig = (((y >> 51).wrapping_sub(1) & 0x3f) + 1) as u32;
+            let bad_window = (fresh != 0) & (new_lead + new_sig > 64);
+            let no_window = (changed != 0) & (fresh == 0) & (lead == u32::from(NO_WINDOW));
+            if bad_window | no_window {
+                return false;
+            }
+            if fresh != 0 {
+                lead = new_lead;
+                trail = 64 - new_lead - new_sig;
+            }
+            b.skip(1 + changed + 11 * fresh);
+            // the XOR's significant bits, none for a repeat
+            let sig = if changed != 0 { 64 - lead - trail } else { 0 };
+            let x = b.peek64().checked_shr(64 - sig).unwrap_or(0);
+            b.skip(sig);
+            v ^= x << trail;
+        } else if V >= V_INT_DOD {
+            let n = y.leading_ones();
+            if n < 4 {
+                b.skip(unpack4(i_len, n));
+                // the payload, or 0 for code `0`; masks rather than
+                // branches, as codes mix unpredictably
+                let some = -i64::from(n != 0);
+                let p = (((y << (n + 1)) as i64) >> unpack4(i_shift, n)) & some;
+                let delta = match V {
+                    V_INT_DOD => md.wrapping_add(p),
+                    V_INT_DELTA => p | (md & !some),
+                    _ => p,
+                };
+                m = m.wrapping_add(delta);
+                md = delta;
+                v = unscale(m, e).to_bits();
+            } else {
+                b.skip(5);
+                let p = b.get(64);
+                if n == 4 {
+                    let delta = if V == V_INT_DOD {
+                        md.wrapping_add(p as i64)
+                    } else {
+                        p as i64
+                    };
+                    m = m.wrapping_add(delta);
+                    md = delta;
+                    v = unscale(m, e).to_bits();
+                } else {
+                    // raw value bits; the integer state stays
+                    v = p;
+                }
+            }
+        } else {
+            let x = if V == V_PACKED {
+                let r = y >> (64 - w);
+                b.skip(w);
+                (r != esc).then_some(base.wrapping_add(r as i64))
+            } else {
+                let c = y >> (64 - rk);
+                let long = c >= ru;
+                let sym = if long { (y >> (63 - rk)) - ru } else { c };
+                b.skip(rk + u32::from(long));
+                (sym < n_sym - 1).then(|| base.wrapping_add(unzigzag(sym).wrapping_mul(unit)))
+            };
+            let x = match x {
+                Some(x) => Some(x),
+                None => match b.escape() {
+                    Some(Ok(x)) => Some(x),
+                    Some(Err(raw)) => {
+                        v = raw;
+                        None
+                    }
+                    None => return false,
+                },
+            };
+            if let Some(x) = x {
+                m = if by_delta { m.wrapping_add(x) } else { x };
+                v = if bit_patterns {
+                    m as u64
+                } else {
+                    unscale(m, e).to_bits()
+                };
+            }
+        }
+        if b.pos > end {
+            return false;
+        }
+        if !sink(t, v) {
+            return true;
+        }
+    }
+    true
 }
 
 impl Iterator for ChunkIter<'_> {
@@ -2753,5 +3083,232 @@ mod tests {
         }
         assert!(!a.append(1 << 40, 1.0));
         assert_eq!(a.iter().count(), MAX_SAMPLES);
+    }
+
+    /// What [`Chunk::decode_checked`] must return, from the plain
+    /// [`ChunkIter::next`] decoder: every sample, or `None`.
+    fn reference_checked(data: &[u8], mint: i64, maxt: i64) -> Option<Vec<(i64, u64)>> {
+        let mut it = ChunkIter::new(data);
+        let n = it.remaining;
+        let all: Vec<Sample> = it.by_ref().collect();
+        (n > 0 && all.len() == n)
+            .then(|| bits(all.into_iter().filter(|s| mint <= s.t && s.t <= maxt)))
+    }
+
+    /// What [`ChunkIter::samples_into`] must append, from
+    /// [`ChunkIter::next`].
+    fn reference_into(it: ChunkIter<'_>, mint: i64, maxt: i64) -> Vec<(i64, u64)> {
+        let mut out = Vec::new();
+        for s in it {
+            if s.t > maxt {
+                break;
+            }
+            if s.t >= mint {
+                out.push((s.t, s.v.to_bits()));
+            }
+        }
+        out
+    }
+
+    /// Checks both fast decoders against the reference on `data`, over a
+    /// few ranges and, for `samples_into`, from a few starting points.
+    fn decodes_like_reference(data: &[u8], rng: &mut Rng) {
+        let it = ChunkIter::new(data);
+        let ts: Vec<i64> = it.clone().map(|s| s.t).collect();
+        let pick = |rng: &mut Rng| match ts.as_slice() {
+            [] => rng.next_u64() as i64,
+            ts => ts[rng.below(ts.len() as u64) as usize] + rng.below(3) as i64 - 1,
+        };
+        let mut ranges = vec![(i64::MIN, i64::MAX)];
+        for _ in 0..2 {
+            let (a, b) = (pick(rng), pick(rng));
+            ranges.push((a.min(b), a.max(b)));
+        }
+        let sentinel = Sample::new(-7, f64::from_bits(0x7ff0_0000_0000_0abc));
+        let whole = reference_checked(data, i64::MIN, i64::MAX);
+        let parsed = Chunk::from_bytes(data.into());
+        assert_eq!(parsed.is_some(), whole.is_some(), "{data:02x?}");
+        if let (Some(c), Some(w)) = (parsed, whole) {
+            let ts = w.iter().map(|s| s.0);
+            assert_eq!(
+                (c.min_t(), c.max_t()),
+                (ts.clone().min().unwrap(), ts.max().unwrap())
+            );
+        }
+        for (mint, maxt) in ranges {
+            let mut out = vec![sentinel];
+            let ok = Chunk::decode_checked(data, mint, maxt, &mut out);
+            match reference_checked(data, mint, maxt) {
+                Some(want) => {
+                    assert!(ok, "{data:02x?}");
+                    assert_eq!(bits(out.iter().copied().skip(1)), want, "{data:02x?}");
+                }
+                None => {
+                    assert!(!ok, "{data:02x?}");
+                    assert_eq!(bits(out.into_iter()), bits([sentinel].into_iter()));
+                }
+            }
+            for skip in [0, 1, 2, 3, rng.below(20) as usize] {
+                let mut it = ChunkIter::new(data);
+                for _ in 0..skip {
+                    it.next();
+                }
+                let want = reference_into(it.clone(), mint, maxt);
+                let mut got = vec![sentinel];
+                it.samples_into(mint, maxt, &mut got);
+                assert_eq!(got.first().map(|s| s.t), Some(sentinel.t));
+                assert_eq!(bits(got.into_iter().skip(1)), want, "{skip} {data:02x?}");
+            }
+        }
+    }
+
+    /// Random samples of many shapes: regular, jittered and wild
+    /// timestamps; counters, decimals, pages, held values, floats, NaNs
+    /// and the staleness marker, huge integers.
+    fn random_series(rng: &mut Rng) -> Vec<(i64, f64)> {
+        let n = 1 + rng.below(300) as usize;
+        let mut t = match rng.below(4) {
+            0 => rng.next_u64() as i64,
+            _ => 1_700_000_000_000 + rng.below(1 << 30) as i64,
+        };
+        let time_kind = rng.below(5);
+        let value_kind = rng.below(10);
+        let specials = rng.below(4) == 0;
+        let mut v = 0.0f64;
+        let mut m = rng.below(1 << 20) as i64;
+        let mut s = Vec::with_capacity(n);
+        for _ in 0..n {
+            t = t.wrapping_add(match time_kind {
+                0 => 15_000,
+                1 => 15_000 + rng.below(11) as i64 - 5,
+                2 if rng.below(50) == 0 => {
+                    let shift = rng.below(64);
+                    rng.next_u64() as i64 >> shift
+                }
+                2 => 15_000 + rng.below(3) as i64 - 1,
+                3 => {
+                    let bits = rng.below(40);
+                    1000 + rng.below(1 << bits) as i64
+                }
+                _ => {
+                    let shift = rng.below(64);
+                    rng.next_u64() as i64 >> shift
+                }
+            });
+            v = match value_kind {
+                0 => v + rng.below(20) as f64,
+                1 => v + 15.0,
+                2 => {
+                    m += 90 + rng.below(30) as i64;
+                    m as f64 / 100.0
+                }
+                3 => {
+                    m += rng.below(9) as i64 - 4;
+                    (m * 4096) as f64
+                }
+                4 if rng.below(4) == 0 => {
+                    let shift = rng.below(64);
+                    (rng.next_u64() as i64 >> shift) as f64
+                }
+                4 => v,
+                5 => f64::from_bits(rng.next_u64()),
+                6 => v + 0.001 * rng.below(1000) as f64,
+                7 if rng.below(3) == 0 => v,
+                7 => (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64,
+                8 => {
+                    let shift = rng.below(64);
+                    -((rng.next_u64() >> shift) as f64)
+                }
+                _ => (rng.below(1_000_000) as f64) * 1e6,
+            };
+            if specials && rng.below(10) == 0 {
+                v = [
+                    f64::from_bits(STALE_NAN),
+                    f64::NAN,
+                    -0.0,
+                    f64::INFINITY,
+                    1e300,
+                ][rng.below(5) as usize];
+            }
+            s.push((t, v));
+        }
+        s
+    }
+
+    #[test]
+    fn fast_decoders_match_the_reference_bit_for_bit() {
+        let mut rng = Rng::new(2024);
+        for round in 0..60 {
+            let samples = random_series(&mut rng);
+            let regular = samples.len() >= 2 && {
+                let d = samples[1].0.wrapping_sub(samples[0].0);
+                d != 0 && samples.windows(2).all(|w| w[1].0.wrapping_sub(w[0].0) == d)
+            };
+            let mut chunks: Vec<Vec<u8>> = Vec::new();
+            for enc in all_encodings() {
+                if enc.time == TimeEncoding::Regular && !regular {
+                    continue;
+                }
+                let mut a = ChunkAppender::exactly(enc, 0);
+                // random packings and ranges, so escapes come up
+                a.st.base = match rng.below(3) {
+                    0 => 0,
+                    1 => rng.below(100) as i64 - 50,
+                    _ => rng.next_u64() as i64,
+                };
+                a.st.m_delta = match rng.below(3) {
+                    0 => 2 + rng.below(5) as i64,
+                    1 => 2 + rng.below(1 << 20) as i64,
+                    _ => (2 + rng.below(MAX_RANGED_SYMBOLS - 2)) as i64,
+                };
+                a.st.unit = [1, 1, 7, 4096, u32::MAX][rng.below(5) as usize];
+                for &(t, v) in &samples {
+                    assert!(a.append(t, v));
+                }
+                chunks.push(a.bytes().to_vec());
+                if round % 10 == 0 {
+                    chunks.push(a.finish_best().0.bytes().to_vec());
+                }
+            }
+            let mut a = ChunkAppender::new();
+            for &(t, v) in &samples {
+                assert!(a.append(t, v));
+            }
+            chunks.push(a.finish_best().0.bytes().to_vec());
+            for c in chunks {
+                decodes_like_reference(&c, &mut rng);
+                // truncated anywhere, or ending on a partial sample
+                for _ in 0..3 {
+                    let cut = rng.below(c.len() as u64 + 1) as usize;
+                    decodes_like_reference(&c[..cut], &mut rng);
+                }
+                let mut long = c.clone();
+                long.extend([0xff; 9]);
+                decodes_like_reference(&long, &mut rng);
+                // corrupted bits and bytes, headers included
+                for _ in 0..4 {
+                    let mut bad = c.clone();
+                    for _ in 0..1 + rng.below(3) {
+                        let i = rng.below(bad.len() as u64) as usize;
+                        if rng.below(2) == 0 {
+                            bad[i] ^= 1 << rng.below(8);
+                        } else {
+                            bad[i] = rng.next_u64() as u8;
+                        }
+                    }
+                    decodes_like_reference(&bad, &mut rng);
+                }
+            }
+        }
+        // short garbage of every kind
+        for _ in 0..3000 {
+            let len = rng.below(48) as usize;
+            let mut b: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+            if len > 2 {
+                b[0] &= 0x80;
+                b[1] %= 8;
+            }
+            decodes_like_reference(&b, &mut rng);
+        }
     }
 }
