@@ -78,6 +78,7 @@ const V_XOR: u8 = 0;
 const V_INT: u8 = 1;
 const V_PACKED: u8 = 2;
 const V_RANGED: u8 = 3;
+const V_CONST: u8 = 7;
 
 /// The largest symbol count of the ranged encoding: its codes stay within
 /// 63 bits.
@@ -174,6 +175,12 @@ pub enum ValueEncoding {
     /// value are nearly constant and the ranged code stores only their
     /// jitter. Exact by construction: the bits are the value.
     BitsRanged { delta: bool },
+    /// Every value of the chunk has the same bits, stored once after the
+    /// first timestamp; later samples have no value bits at all. Half the
+    /// series of a node exporter hold one value for hours (info metrics,
+    /// sizes, error counters at zero): with regular timestamps such a
+    /// chunk is its header. Only [`ChunkAppender::finish_best`] picks it.
+    Const,
 }
 
 /// A chunk's encoding, as recorded in its header.
@@ -206,6 +213,8 @@ impl Encoding {
             ValueEncoding::Xor => (0, 0),
             // the XOR family with byte 3 = 1 (plus the delta flag)
             ValueEncoding::BitsRanged { delta } => (0, if delta { 0x81 } else { 0x01 }),
+            // and with byte 3 = 2
+            ValueEncoding::Const => (0, 0x02),
             ValueEncoding::IntDod { e, k } => (0x20 | exponent_field(e), k),
             ValueEncoding::IntDelta { e, k } => (0x40 | exponent_field(e), k),
             ValueEncoding::IntStep { e, k } => (0x40 | exponent_field(e), STEP_FLAG | k),
@@ -249,6 +258,7 @@ impl Encoding {
             0 if field == 0 && k & 0x7f == 1 => ValueEncoding::BitsRanged {
                 delta: k & 0x80 != 0,
             },
+            0 if field == 0 && k == 2 => ValueEncoding::Const,
             1 if int_ok => ValueEncoding::IntDod { e, k },
             2 if int_ok => ValueEncoding::IntDelta { e, k },
             2 if k & STEP_FLAG != 0
@@ -282,7 +292,7 @@ impl Encoding {
 
     fn exponent(self) -> Option<i8> {
         match self.value {
-            ValueEncoding::Xor | ValueEncoding::BitsRanged { .. } => None,
+            ValueEncoding::Xor | ValueEncoding::BitsRanged { .. } | ValueEncoding::Const => None,
             ValueEncoding::IntDod { e, .. }
             | ValueEncoding::IntDelta { e, .. }
             | ValueEncoding::IntStep { e, .. }
@@ -295,6 +305,7 @@ impl Encoding {
         let value = match self.value {
             ValueEncoding::Xor => ValueEncoding::Xor,
             ValueEncoding::BitsRanged { delta } => ValueEncoding::BitsRanged { delta },
+            ValueEncoding::Const => ValueEncoding::Const,
             ValueEncoding::IntDod { k, .. } => ValueEncoding::IntDod { e, k },
             ValueEncoding::IntDelta { k, .. } => ValueEncoding::IntDelta { e, k },
             ValueEncoding::IntStep { k, .. } => ValueEncoding::IntStep { e, k },
@@ -799,6 +810,13 @@ impl ChunkAppender {
         if enc.time == TimeEncoding::Regular {
             enc.time = TimeEncoding::Base;
         }
+        // a chunk still open takes any value: unchanged ones cost a bit
+        if enc.value == ValueEncoding::Const {
+            enc.value = ValueEncoding::IntStep {
+                e: 0,
+                k: DEFAULT_INT_BITS,
+            };
+        }
         Self::exactly(enc, bytes)
     }
 
@@ -863,9 +881,14 @@ impl ChunkAppender {
 
     /// Appends one sample. Timestamps need not increase (residuals are
     /// signed), but callers keep them sorted so iteration is sorted.
-    /// Returns false, appending nothing, when the chunk is full.
+    /// Returns false, appending nothing, when the chunk is full (or, in
+    /// the constant encoding, when `v` differs from the chunk's value).
     pub fn append(&mut self, t: i64, v: f64) -> bool {
-        if self.is_full() {
+        if self.is_full()
+            || self.st.enc.value == ValueEncoding::Const
+                && self.count > 0
+                && v.to_bits() != self.st.v_bits
+        {
             return false;
         }
         if self.count == 0 {
@@ -1041,6 +1064,19 @@ impl ChunkAppender {
                 }
             }
         }
+        // one value throughout: stored once
+        if let [first, rest @ ..] = samples.as_slice()
+            && rest.iter().all(|s| s.v.to_bits() == first.v.to_bits())
+        {
+            let enc = Encoding {
+                value: ValueEncoding::Const,
+                ..best.st.enc
+            };
+            let cand = encode(enc, 0);
+            if cand.buf.len() < best.buf.len() {
+                best = cand;
+            }
+        }
         (best.finish(), next)
     }
 
@@ -1087,6 +1123,13 @@ impl ChunkAppender {
             }
             ValueEncoding::BitsRanged { delta } => {
                 self.put_ranged(bits, None, delta);
+                return;
+            }
+            ValueEncoding::Const => {
+                if self.count == 0 {
+                    self.put(bits, 64);
+                }
+                self.st.v_bits = bits;
                 return;
             }
         };
@@ -1342,6 +1385,7 @@ impl<'a> ChunkIter<'a> {
     fn decode_next(&mut self) -> Option<Sample> {
         match self.st.enc.value {
             ValueEncoding::Xor => self.decode_as::<V_XOR>(),
+            ValueEncoding::Const => self.decode_as::<V_CONST>(),
             ValueEncoding::IntPacked { .. } => self.decode_as::<V_PACKED>(),
             ValueEncoding::IntRanged { .. } | ValueEncoding::BitsRanged { .. } => {
                 self.decode_as::<V_RANGED>()
@@ -1430,6 +1474,8 @@ impl<'a> ChunkIter<'a> {
             ValueEncoding::BitsRanged { delta } if V == V_RANGED => {
                 self.ranged_value(None, delta)?
             }
+            ValueEncoding::Const if V == V_CONST && first => self.get(64)?,
+            ValueEncoding::Const if V == V_CONST => self.st.v_bits,
             // callers pass the family of the header's encoding
             _ => return None,
         };
@@ -1605,6 +1651,7 @@ impl ChunkIter<'_> {
     fn decode_fast(self, sink: impl FnMut(i64, u64) -> bool) -> bool {
         match self.st.enc.value {
             ValueEncoding::Xor => self.decode_fast_as::<V_XOR>(sink),
+            ValueEncoding::Const => self.decode_fast_as::<V_CONST>(sink),
             ValueEncoding::IntPacked { .. } => self.decode_fast_as::<V_PACKED>(sink),
             ValueEncoding::IntRanged { .. } | ValueEncoding::BitsRanged { .. } => {
                 self.decode_fast_as::<V_RANGED>(sink)
@@ -1787,7 +1834,7 @@ fn decode_loop<const T: u8, const V: u8>(
     let unit = i64::from(st.unit);
     // the value encoding's parameters, fixed for the chunk
     let (e, k, w, by_delta) = match st.enc.value {
-        ValueEncoding::Xor => (None, 0, 0, false),
+        ValueEncoding::Xor | ValueEncoding::Const => (None, 0, 0, false),
         ValueEncoding::IntDod { e, k }
         | ValueEncoding::IntDelta { e, k }
         | ValueEncoding::IntStep { e, k } => (Some(e), u32::from(k), 0, false),
@@ -1812,6 +1859,7 @@ fn decode_loop<const T: u8, const V: u8>(
     // the longest value code but escapes; longer than what a peek holds
     // after a timestamp code, the value needs a load of its own
     let v_max = match V {
+        V_CONST => 0,
         V_XOR => 13,
         V_PACKED => w,
         V_RANGED => rk + 1,
@@ -1857,7 +1905,9 @@ fn decode_loop<const T: u8, const V: u8>(
         if v_max > AFTER_T && v_max > avail {
             y = if v_wide { b.peek64() } else { b.peek() };
         }
-        if V == V_XOR {
+        if V == V_CONST {
+            // no value bits: the first value's, kept in `v`
+        } else if V == V_XOR {
             // control bits `0`, `10` or `11` with a window: selects rather
             // than branches, as repeats and changes mix unpredictably
             let changed = (y >> 63) as u32;
@@ -2037,6 +2087,7 @@ mod tests {
                 },
                 ValueEncoding::BitsRanged { delta: true },
                 ValueEncoding::BitsRanged { delta: false },
+                ValueEncoding::Const,
             ] {
                 v.push(Encoding { time, value });
             }
@@ -2057,8 +2108,13 @@ mod tests {
             let d = samples[1].0.wrapping_sub(samples[0].0);
             d != 0 && samples.windows(2).all(|w| w[1].0.wrapping_sub(w[0].0) == d)
         };
+        let constant = samples
+            .iter()
+            .all(|s| s.1.to_bits() == samples[0].1.to_bits());
         for enc in all_encodings() {
-            if enc.time == TimeEncoding::Regular && !regular {
+            if enc.time == TimeEncoding::Regular && !regular
+                || enc.value == ValueEncoding::Const && !constant
+            {
                 continue;
             }
             let mut a = ChunkAppender::exactly(enc, 0);
@@ -2113,6 +2169,56 @@ mod tests {
             last = Some(c);
         }
         last.unwrap()
+    }
+
+    #[test]
+    fn constant_chunks_store_their_value_once() {
+        // regular: the header, the first time, the interval and the value
+        let regular: Vec<(i64, f64)> = (0..480).map(|i| (i * 15_000, 1.0)).collect();
+        let c = roundtrip(&regular);
+        let mut a = ChunkAppender::new();
+        for &(t, v) in &regular {
+            a.append(t, v);
+        }
+        let (best, _) = a.finish_best();
+        assert_eq!(
+            best.encoding(),
+            Some(Encoding {
+                time: TimeEncoding::Regular,
+                value: ValueEncoding::Const
+            })
+        );
+        assert!(best.bytes().len() <= 24, "{} bytes", best.bytes().len());
+        assert_eq!(bits(best.iter()), bits(c.iter()));
+        // jittered times keep their codes; NaN and -0.0 are values too
+        for v in [f64::NAN, -0.0, f64::from_bits(STALE_NAN), 1e300] {
+            let jittered: Vec<(i64, f64)> = (0..200)
+                .map(|i| (i * 15_000 + (i * 7919) % 23, v))
+                .collect();
+            roundtrip(&jittered);
+            let mut a = ChunkAppender::new();
+            for &(t, v) in &jittered {
+                a.append(t, v);
+            }
+            let (best, _) = a.finish_best();
+            assert_eq!(best.encoding().map(|e| e.value), Some(ValueEncoding::Const));
+        }
+        // a constant chunk refuses another value, appending nothing
+        let enc = Encoding {
+            time: TimeEncoding::Base,
+            value: ValueEncoding::Const,
+        };
+        let mut a = ChunkAppender::exactly(enc, 0);
+        assert!(a.append(0, 2.5) && a.append(15_000, 2.5));
+        assert!(!a.append(30_000, 2.5000000000000004));
+        assert!(!a.append(30_000, f64::NAN));
+        assert_eq!(
+            bits(a.iter()),
+            vec![(0, 2.5f64.to_bits()), (15_000, 2.5f64.to_bits())]
+        );
+        // an open chunk never starts constant
+        let open = ChunkAppender::with_encoding(enc);
+        assert_ne!(open.encoding().value, ValueEncoding::Const);
     }
 
     #[test]
@@ -3263,7 +3369,12 @@ mod tests {
                 };
                 a.st.unit = [1, 1, 7, 4096, u32::MAX][rng.below(5) as usize];
                 for &(t, v) in &samples {
-                    assert!(a.append(t, v));
+                    // a constant chunk holds the samples up to the first
+                    // other value
+                    if !a.append(t, v) {
+                        assert_eq!(enc.value, ValueEncoding::Const);
+                        break;
+                    }
                 }
                 chunks.push(a.bytes().to_vec());
                 if round % 10 == 0 {
