@@ -117,42 +117,139 @@ fn by_series(
     group_lbls: &[Labels],
     g: Grid,
 ) -> Result<Vec<Series>, QueryError> {
-    // inputs are dropped as they are added up, so their buffers serve the
-    // output's allocations
+    let work: usize = ss.iter().map(|s| s.samples.len()).sum();
+    // Few groups (histogram buckets, a sum over everything) leave each
+    // thread a small table of cells; with many, the tables are the cost
+    // (fresh pages for every part): one thread then.
+    let threads = if group_lbls.len().saturating_mul(g.n()) > SPLIT_MAX_CELLS {
+        1
+    } else {
+        crate::engine::threads_for(work)
+    };
+    by_series_on(ev, op, &ss, series_group, group_lbls, g, threads)
+}
+
+/// Cells (groups x steps) up to which [`by_series`] splits the steps over
+/// threads.
+const SPLIT_MAX_CELLS: usize = 1 << 16;
+
+/// [`by_series`] on `threads` threads. Long inputs are split by steps, not
+/// by series: each thread adds up every series over its own steps, so
+/// each (group, step) still receives its values in series order and sums
+/// keep their bits.
+fn by_series_on(
+    ev: &Ev<'_>,
+    op: Op,
+    ss: &[Series],
+    series_group: &[usize],
+    group_lbls: &[Labels],
+    g: Grid,
+    threads: usize,
+) -> Result<Vec<Series>, QueryError> {
     let n = g.n();
     let ng = group_lbls.len();
+    let threads = threads.clamp(1, n.max(1));
+    let per = n.div_ceil(threads);
+    let parts: Vec<(usize, usize)> = (0..n)
+        .step_by(per.max(1))
+        .map(|s0| (s0, (s0 + per).min(n)))
+        .collect();
+    let results = pharos_core::parallel::map_chunks(parts, threads, 1, |mine| {
+        mine.into_iter()
+            .map(|(s0, s1)| add_steps(ev, op, ss, series_group, ng, g, s0, s1))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    let mut parts = Vec::new();
+    for r in results {
+        parts.extend(r?);
+    }
+    // a group's first value: the earliest step, then the first series
+    let mut first_at: Vec<(usize, usize)> = vec![(usize::MAX, usize::MAX); ng];
+    for p in &parts {
+        for (gi, f) in p.first_at.iter().enumerate() {
+            first_at[gi] = first_at[gi].min(*f);
+        }
+    }
+    let mut order: Vec<usize> = (0..ng).filter(|&gi| first_at[gi].0 != usize::MAX).collect();
+    order.sort_unstable_by_key(|&gi| first_at[gi]);
+    let mut out = Vec::with_capacity(order.len());
+    for gi in order {
+        let mut samples = Vec::new();
+        for p in &parts {
+            let len = p.s1 - p.s0;
+            let row = &p.cells[gi * len..(gi + 1) * len];
+            samples.extend(
+                row.iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.count != 0.0)
+                    .map(|(k, c)| Sample::new(g.ts(p.s0 + k), c.result(op))),
+            );
+        }
+        out.push(Series {
+            labels: group_lbls[gi].clone(),
+            samples,
+        });
+    }
+    Ok(out)
+}
+
+/// The accumulators of every group over steps `s0..s1` (row-major by
+/// group), and each group's first (step, series) with a value there.
+struct StepPart {
+    s0: usize,
+    s1: usize,
+    cells: Vec<Acc>,
+    first_at: Vec<(usize, usize)>,
+}
+
+/// Adds every series' points at steps `s0..s1` into its group's
+/// accumulators, series by series.
+#[allow(clippy::too_many_arguments)]
+fn add_steps(
+    ev: &Ev<'_>,
+    op: Op,
+    ss: &[Series],
+    series_group: &[usize],
+    ng: usize,
+    g: Grid,
+    s0: usize,
+    s1: usize,
+) -> Result<StepPart, QueryError> {
+    let len = s1 - s0;
     let mut cells = vec![
         Acc {
             value: 0.0,
             mean: 0.0,
             count: 0.0,
         };
-        ng * n
+        ng * len
     ];
     let mut first_at: Vec<(usize, usize)> = vec![(usize::MAX, usize::MAX); ng];
-    for (si, s) in ss.into_iter().enumerate() {
+    let t0 = g.ts(s0);
+    for (si, s) in ss.iter().enumerate() {
         if si % 256 == 0 {
             ev.check("expression evaluation")?;
         }
         let gi = series_group[si];
-        let row = &mut cells[gi * n..(gi + 1) * n];
+        let row = &mut cells[gi * len..(gi + 1) * len];
         let mut first = None;
         // points of a vector sit on the grid, in order; one that does not
         // would never be found by a step-wise walk either
-        let mut step = 0usize;
-        let mut ts = g.start;
-        for p in &s.samples {
-            while ts < p.t && step < n {
+        let from = s.samples.partition_point(|p| p.t < t0);
+        let mut step = s0;
+        let mut ts = t0;
+        for p in &s.samples[from..] {
+            while ts < p.t && step < s1 {
                 step += 1;
                 ts += g.step;
             }
-            if step == n {
+            if step == s1 {
                 break;
             }
             if ts != p.t {
                 continue;
             }
-            let c = &mut row[step];
+            let c = &mut row[step - s0];
             first.get_or_insert(step);
             if c.count == 0.0 {
                 *c = Acc::first(op, p.v);
@@ -166,23 +263,12 @@ fn by_series(
             first_at[gi] = (f, si);
         }
     }
-    let mut order: Vec<usize> = (0..ng).filter(|&gi| first_at[gi].0 != usize::MAX).collect();
-    order.sort_unstable_by_key(|&gi| first_at[gi]);
-    let mut out = Vec::with_capacity(order.len());
-    for gi in order {
-        let row = &cells[gi * n..(gi + 1) * n];
-        let samples: Vec<Sample> = row
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.count != 0.0)
-            .map(|(step, c)| Sample::new(g.ts(step), c.result(op)))
-            .collect();
-        out.push(Series {
-            labels: group_lbls[gi].clone(),
-            samples,
-        });
-    }
-    Ok(out)
+    Ok(StepPart {
+        s0,
+        s1,
+        cells,
+        first_at,
+    })
 }
 
 /// Grouping labels of one series.
@@ -590,13 +676,16 @@ mod tests {
                     }
                 }
             }
-            let got = by_series(&ev, op, ss.clone(), &group_of, &labels, g).unwrap();
-            assert_eq!(got.len(), want.len());
-            for (s, (gi, w)) in got.iter().zip(&want) {
-                assert_eq!(s.labels, labels[*gi]);
-                let bits =
-                    |v: &[Sample]| v.iter().map(|p| (p.t, p.v.to_bits())).collect::<Vec<_>>();
-                assert_eq!(bits(&s.samples), bits(w));
+            // on one thread, and split by steps over several
+            for threads in [1, 2, 3, 5] {
+                let got = by_series_on(&ev, op, &ss, &group_of, &labels, g, threads).unwrap();
+                assert_eq!(got.len(), want.len(), "{threads} threads");
+                for (s, (gi, w)) in got.iter().zip(&want) {
+                    assert_eq!(s.labels, labels[*gi]);
+                    let bits =
+                        |v: &[Sample]| v.iter().map(|p| (p.t, p.v.to_bits())).collect::<Vec<_>>();
+                    assert_eq!(bits(&s.samples), bits(w), "{threads} threads");
+                }
             }
         }
     }

@@ -741,6 +741,15 @@ fn query_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
+/// Threads for work of `work` samples: one below the parallel threshold.
+pub(crate) fn threads_for(work: usize) -> usize {
+    if work < PARALLEL_MIN_SAMPLES {
+        1
+    } else {
+        query_threads()
+    }
+}
+
 /// Runs `f` over consecutive chunks of `items`, on several threads when
 /// `work` (the samples they hold) is large enough, and returns the
 /// results in chunk order. Chunks are handed over by value, so `f` can

@@ -603,6 +603,16 @@ struct Resets {
 
 impl Resets {
     fn new(samples: &[Sample]) -> Self {
+        // most counters never drop: one pass without branches tells
+        let any = samples
+            .windows(2)
+            .fold(false, |any, w| any | (w[1].v < w[0].v));
+        if !any {
+            return Self {
+                at: Vec::new(),
+                next: 0,
+            };
+        }
         let at = (1..samples.len())
             .filter(|&i| samples[i].v < samples[i - 1].v)
             .collect();
@@ -745,8 +755,22 @@ fn extrapolated_series(
             next: 0,
         }
     };
+    let drops = !resets.at.is_empty();
     COLUMNS.with_borrow_mut(|c| {
-        c.clear();
+        // every column as long as the grid, written by index: no
+        // capacity checks in the walk, and pointers kept in registers
+        c.resize(g.n());
+        let Columns {
+            ts: c_ts,
+            to_start,
+            to_end,
+            sampled,
+            gaps,
+            first: c_first,
+            result: c_result,
+            out,
+        } = c;
+        let mut k = 0;
         ri.window_ranges(samples, g, |_, ts, r| {
             let (lo, hi) = (r.start, r.end);
             let end = ri.ref_t(ts);
@@ -755,7 +779,7 @@ fn extrapolated_series(
             }
             let (first, last) = (samples[lo], samples[hi - 1]);
             let mut result = last.v - first.v;
-            if counter {
+            if counter && drops {
                 for &k in resets.within(lo, hi - lo) {
                     result += samples[k - 1].v;
                 }
@@ -764,20 +788,22 @@ fn extrapolated_series(
             // without branches (a division each, which would stall this
             // loop); as before, the window's start saturates and the
             // extrapolation's wraps (both equal it short of i64's ends)
-            c.ts.push(ts);
-            c.to_start
-                .push((first.t - end.wrapping_sub(ri.range)) as f64);
-            c.to_end.push((end - last.t) as f64);
-            c.sampled.push((last.t - first.t) as f64);
-            c.gaps.push((hi - lo - 1) as f64);
-            c.first.push(first.v);
-            c.result.push(result);
+            c_ts[k] = ts;
+            to_start[k] = (first.t - end.wrapping_sub(ri.range)) as f64;
+            to_end[k] = (end - last.t) as f64;
+            sampled[k] = (last.t - first.t) as f64;
+            gaps[k] = (hi - lo - 1) as f64;
+            c_first[k] = first.v;
+            c_result[k] = result;
+            k += 1;
         });
-        let mut out = vec![0.0; c.ts.len()];
-        extrapolate_columns(c, &mut out, ri.range as f64 / 1000.0, counter, is_rate);
-        c.ts.iter()
-            .zip(out)
-            .map(|(&t, v)| Sample::new(t, v))
+        let out = &mut out[..k];
+        let cols = [&to_start[..], to_end, sampled, gaps, c_first, c_result];
+        extrapolate_columns(cols, out, ri.range as f64 / 1000.0, counter, is_rate);
+        c_ts[..k]
+            .iter()
+            .zip(out.iter())
+            .map(|(&t, &v)| Sample::new(t, v))
             .collect()
     })
 }
@@ -795,17 +821,25 @@ struct Columns {
     gaps: Vec<f64>,
     first: Vec<f64>,
     result: Vec<f64>,
+    /// The extrapolation's results.
+    out: Vec<f64>,
 }
 
 impl Columns {
-    fn clear(&mut self) {
-        self.ts.clear();
-        self.to_start.clear();
-        self.to_end.clear();
-        self.sampled.clear();
-        self.gaps.clear();
-        self.first.clear();
-        self.result.clear();
+    /// Every column `n` long (contents left as they were).
+    fn resize(&mut self, n: usize) {
+        self.ts.resize(n, 0);
+        for col in [
+            &mut self.to_start,
+            &mut self.to_end,
+            &mut self.sampled,
+            &mut self.gaps,
+            &mut self.first,
+            &mut self.result,
+            &mut self.out,
+        ] {
+            col.resize(n, 0.0);
+        }
     }
 }
 
@@ -813,16 +847,18 @@ impl Columns {
 /// every row (so the same bits), written without branches so the compiler
 /// can run rows side by side; a counter's division towards zero is done
 /// on every row and its result kept only where [`extrapolate`] uses it.
+///
+/// `cols` are [`Columns`]' `to_start`, `to_end`, `sampled`, `gaps`,
+/// `first` and `result`, each at least as long as `out`.
 fn extrapolate_columns(
-    c: &Columns,
+    cols: [&[f64]; 6],
     out: &mut [f64],
     range_secs: f64,
     counter: bool,
     is_rate: bool,
 ) {
     let n = out.len();
-    let (to_start, to_end, sampled) = (&c.to_start[..n], &c.to_end[..n], &c.sampled[..n]);
-    let (gaps, first, result) = (&c.gaps[..n], &c.first[..n], &c.result[..n]);
+    let [to_start, to_end, sampled, gaps, first, result] = cols.map(|c| &c[..n]);
     for i in 0..n {
         // `ms as f64 / 1000.0` is what ms_to_secs computes, bit for bit
         let (sampled, to_end) = (sampled[i] / 1000.0, to_end[i] / 1000.0);
