@@ -7,6 +7,8 @@
 //! with `METRICS_SERVER` pointing at the binary (default
 //! `target/release/metrics-server`), `prometheus`, `promtool` and
 //! `victoria-metrics` on PATH (VictoriaMetrics is skipped when absent).
+//! `BENCH_FILTER=p95` runs only the queries whose label contains that;
+//! `BENCH_HOLD=1` loads the servers, prints their ports and keeps them.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -265,7 +267,7 @@ fn start_pharos(data: &DataSet, bin: &Path) -> Server {
         format!(
             "server:\n  grpc_listen_address: 127.0.0.1:{}\n  log_level: warn\n\
              storage:\n  backend: filesystem\n  filesystem:\n    path: {d}/objects\n\
-             metrics:\n  http_listen_address: 127.0.0.1:{port}\n  local_path: {d}/local\n\
+             metrics:\n  http_listen_address: 127.0.0.1:{port}\n  local_path: {d}/local\n  maintenance_interval: 1s\n\
              limits:\n  ingestion_rate: 1000000000\n  ingestion_burst: 1000000000\n  max_active_series: 0\n",
             free_port(),
             d = dir.path().display()
@@ -300,6 +302,27 @@ fn start_pharos(data: &DataSet, bin: &Path) -> Server {
         );
         t += 300_000;
     }
+    // A server that has run for a while holds only the last hours in its
+    // head, the rest in blocks (as Prometheus' and VictoriaMetrics' loads
+    // here end up in blocks and parts): wait until maintenance has cut
+    // and uploaded them, twice in a row.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut settled = 0;
+    while settled < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        let m = http(s.port, "GET", "/metrics", "", b"")
+            .map(|(_, b)| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let blocks = m.lines().any(|l| {
+            l.strip_prefix("pharos_tsdb_blocks ")
+                .is_some_and(|v| v.trim() != "0")
+        });
+        let uploaded = m
+            .lines()
+            .any(|l| l.trim() == "pharos_tsdb_blocks_pending_upload 0");
+        settled = if blocks && uploaded { settled + 1 } else { 0 };
+    }
+    assert!(settled >= 2, "pharos did not cut its blocks within 120 s");
     s
 }
 
@@ -399,6 +422,16 @@ fn main() {
     println!("victoria-metrics loaded in {:?}", t0.elapsed());
     // let VictoriaMetrics make the flushed parts searchable
     std::thread::sleep(Duration::from_secs(3));
+    if std::env::var_os("BENCH_HOLD").is_some() {
+        // keep the loaded servers for measurements by hand
+        println!(
+            "holding: pharos 127.0.0.1:{}, prometheus 127.0.0.1:{}, end {}",
+            pharos.port, prom.port, hi
+        );
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
 
     let end = hi - hi.rem_euclid(60_000);
     println!(
@@ -406,7 +439,9 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|---|");
     let mut mismatches = 0;
-    for (label, q) in QUERIES {
+    // BENCH_FILTER=<text> keeps the queries whose label contains it
+    let filter = std::env::var("BENCH_FILTER").unwrap_or_default();
+    for (label, q) in QUERIES.iter().filter(|(l, _)| l.contains(filter.as_str())) {
         for (range_h, step_s) in [(1, 15), (1, 60), (6, 15), (6, 60)] {
             let start = end - range_h * 3_600_000 + step_s * 1000;
             let form = format!(
