@@ -66,6 +66,37 @@ impl Queryable for Db {
             .map(|(labels, samples)| Series { labels, samples })
             .collect())
     }
+
+    fn select_map(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        f: &pharos_promql::SeriesMap<'_>,
+    ) -> Result<Vec<Series>, QueryError> {
+        // as the server's TsdbQueryable does: the engine's per-series work
+        // runs where the TSDB reads each series
+        self.0
+            .select_map(matchers, mint, maxt, |labels, samples| {
+                f(Series { labels, samples }).map_err(MapError::Query)
+            })
+            .map_err(|e| match e {
+                MapError::Query(e) => e,
+                MapError::Tsdb(e) => QueryError::Storage(e),
+            })
+    }
+}
+
+/// The storage's or the engine's error out of `Tsdb::select_map`.
+enum MapError {
+    Tsdb(String),
+    Query(QueryError),
+}
+
+impl From<pharos_tsdb::TsdbError> for MapError {
+    fn from(e: pharos_tsdb::TsdbError) -> Self {
+        Self::Tsdb(e.to_string())
+    }
 }
 
 /// Writes a matrix roughly as the query API does (`[secs.millis,"value"]`

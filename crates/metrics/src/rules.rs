@@ -205,6 +205,16 @@ impl pharos_promql::Queryable for AnonymousQueryable {
     ) -> Result<Vec<pharos_promql::Series>, pharos_promql::QueryError> {
         TsdbQueryable(self.0.get(&TenantId::anonymous())).select(matchers, mint, maxt)
     }
+
+    fn select_map(
+        &self,
+        matchers: &[pharos_model::Matcher],
+        mint: i64,
+        maxt: i64,
+        f: &pharos_promql::SeriesMap<'_>,
+    ) -> Result<Vec<pharos_promql::Series>, pharos_promql::QueryError> {
+        TsdbQueryable(self.0.get(&TenantId::anonymous())).select_map(matchers, mint, maxt, f)
+    }
 }
 
 pub async fn rules_api(State(r): State<Rules>, RawQuery(q): RawQuery) -> Response {

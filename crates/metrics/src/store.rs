@@ -12,7 +12,7 @@ use std::time::Duration;
 use pharos_core::TenantId;
 use pharos_core::error::{Classify, ErrorClass};
 use pharos_model::{Labels, Matcher, Sample};
-use pharos_promql::{QueryError, Queryable, Series};
+use pharos_promql::{QueryError, Queryable, Series, SeriesMap};
 use pharos_tsdb::{MetricMetadata, MetricType, Tsdb, TsdbError, TsdbOptions};
 
 use crate::blocks::BlockStorage;
@@ -289,14 +289,50 @@ impl Queryable for TsdbQueryable {
         };
         let rows = db
             .select(matchers, mint, maxt)
-            .map_err(|e| match e.class() {
-                ErrorClass::BadRequest => QueryError::BadRequest(e.to_string()),
-                _ => QueryError::Storage(e.to_string()),
-            })?;
+            .map_err(|e| storage_error(&e))?;
         Ok(rows
             .into_iter()
             .map(|(labels, samples)| Series { labels, samples })
             .collect())
+    }
+
+    fn select_map(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        f: &SeriesMap<'_>,
+    ) -> Result<Vec<Series>, QueryError> {
+        let Some(db) = &self.0 else {
+            return Ok(Vec::new());
+        };
+        db.select_map(matchers, mint, maxt, |labels, samples| {
+            f(Series { labels, samples }).map_err(MapError::Query)
+        })
+        .map_err(|e| match e {
+            MapError::Query(e) => e,
+            MapError::Tsdb(e) => storage_error(&e),
+        })
+    }
+}
+
+/// The storage's or the engine's error out of [`Tsdb::select_map`].
+enum MapError {
+    Tsdb(TsdbError),
+    Query(QueryError),
+}
+
+impl From<TsdbError> for MapError {
+    fn from(e: TsdbError) -> Self {
+        Self::Tsdb(e)
+    }
+}
+
+/// A storage error as the engine reports it.
+fn storage_error(e: &TsdbError) -> QueryError {
+    match e.class() {
+        ErrorClass::BadRequest => QueryError::BadRequest(e.to_string()),
+        _ => QueryError::Storage(e.to_string()),
     }
 }
 

@@ -315,6 +315,14 @@ impl RangeInput {
     }
 }
 
+/// A matrix selector's window parameters and what to read for it.
+pub(crate) struct MatrixSelection {
+    pub input: RangeInput,
+    pub matchers: Vec<Matcher>,
+    pub mint: i64,
+    pub maxt: i64,
+}
+
 pub(crate) struct Ev<'a> {
     q: &'a dyn Queryable,
     pub lookback: i64,
@@ -646,6 +654,50 @@ impl<'a> Ev<'a> {
     ///
     /// With `keep_stale`, a selector's staleness markers are left in the
     /// series for the caller to drop (see [`RangeInput::stale_kept`]).
+    /// For a matrix selector (else `None`): its [`RangeInput`] without
+    /// series, and the selection that reads them.
+    pub(crate) fn matrix_selection(
+        &self,
+        e: &Expr,
+        g: Grid,
+        drift: bool,
+        keep_stale: bool,
+    ) -> Result<Option<MatrixSelection>, QueryError> {
+        let Expr::MatrixSelector(m) = unwrap_parens(e) else {
+            return Ok(None);
+        };
+        let span = if drift { g.end - g.start } else { 0 };
+        let vs = &m.vs;
+        let matchers = selector_matchers(vs)?;
+        let offset = offset_ms(&vs.offset);
+        let at = self.resolve_at(&vs.at);
+        let range = m.range.as_millis() as i64;
+        let ref0 = at.unwrap_or(g.start).saturating_sub(offset);
+        let mut ref1 = at.unwrap_or(g.end).saturating_sub(offset);
+        if at.is_some() {
+            ref1 = ref1.saturating_add(span);
+        }
+        Ok(Some(MatrixSelection {
+            input: RangeInput {
+                series: Vec::new(),
+                range,
+                offset,
+                at,
+                absent_labels: absent_labels(vs),
+                drift_from: drift.then_some(g.start),
+                stale_kept: keep_stale,
+            },
+            matchers,
+            mint: ref0.saturating_sub(range),
+            maxt: ref1,
+        }))
+    }
+
+    /// The storage this evaluation reads.
+    pub(crate) fn storage(&self) -> &dyn Queryable {
+        self.q
+    }
+
     pub fn range_input(
         &mut self,
         e: &Expr,
@@ -654,37 +706,21 @@ impl<'a> Ev<'a> {
         keep_stale: bool,
     ) -> Result<RangeInput, QueryError> {
         let span = if drift { g.end - g.start } else { 0 };
-        match unwrap_parens(e) {
-            Expr::MatrixSelector(m) => {
-                let vs = &m.vs;
-                let ms = selector_matchers(vs)?;
-                let offset = offset_ms(&vs.offset);
-                let at = self.resolve_at(&vs.at);
-                let range = m.range.as_millis() as i64;
-                let ref0 = at.unwrap_or(g.start).saturating_sub(offset);
-                let mut ref1 = at.unwrap_or(g.end).saturating_sub(offset);
-                if at.is_some() {
-                    ref1 = ref1.saturating_add(span);
-                }
-                let mut series = self.select(&ms, ref0.saturating_sub(range), ref1)?;
-                if !keep_stale {
-                    for s in &mut series {
-                        if has_stale(&s.samples) {
-                            s.samples.retain(|p| !p.is_stale());
-                        }
+        if let Some(sel) = self.matrix_selection(e, g, drift, keep_stale)? {
+            let mut ri = sel.input;
+            let mut series = self.select(&sel.matchers, sel.mint, sel.maxt)?;
+            if !keep_stale {
+                for s in &mut series {
+                    if has_stale(&s.samples) {
+                        s.samples.retain(|p| !p.is_stale());
                     }
-                    series.retain(|s| !s.samples.is_empty());
                 }
-                Ok(RangeInput {
-                    series,
-                    range,
-                    offset,
-                    at,
-                    absent_labels: absent_labels(vs),
-                    drift_from: drift.then_some(g.start),
-                    stale_kept: keep_stale,
-                })
+                series.retain(|s| !s.samples.is_empty());
             }
+            ri.series = series;
+            return Ok(ri);
+        }
+        match unwrap_parens(e) {
             Expr::Subquery(sq) => {
                 let offset = offset_ms(&sq.offset);
                 let at = self.resolve_at(&sq.at);

@@ -955,6 +955,25 @@ fn matrix_call(ev: &mut Ev<'_>, c: &Call, g: Grid) -> Result<Out, QueryError> {
             params.push(ev.eval_scalar(a, g)?);
         }
     }
+    // A function of a plain matrix selector runs where storage reads each
+    // series, in the same pass (see Queryable::select_map).
+    if name != "absent_over_time"
+        && let Some(sel) = ev.matrix_selection(arg(c, marg)?, g, name == "predict_linear", true)?
+    {
+        ev.check("query preparation")?;
+        let evr: &Ev<'_> = ev;
+        let ri = &sel.input;
+        let params = &params;
+        let f = |s: Series| -> Result<Option<Series>, QueryError> {
+            evr.check("expression evaluation")?;
+            let mut scratch: Vec<f64> = Vec::new();
+            matrix_series(name, ri, params, g, &s, &mut scratch)
+        };
+        let out = evr
+            .storage()
+            .select_map(&sel.matchers, sel.mint, sel.maxt, &f)?;
+        return matrix_output(ev, out);
+    }
     let ri: RangeInput = ev.range_input(
         arg(c, marg)?,
         g,
@@ -1008,6 +1027,12 @@ fn matrix_call(ev: &mut Ev<'_>, c: &Call, g: Grid) -> Result<Out, QueryError> {
     for p in parts {
         out.extend(p?);
     }
+    matrix_output(ev, out)
+}
+
+/// A range function's output series: counted against the sample limit,
+/// and refused when two share a label set.
+fn matrix_output(ev: &mut Ev<'_>, out: Vec<Series>) -> Result<Out, QueryError> {
     let total = out.iter().map(|s| s.samples.len()).sum();
     ev.account(total)?;
     // unlike per-step functions, Prometheus rejects any duplicate labelset here

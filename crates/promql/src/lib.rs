@@ -16,5 +16,5 @@ pub mod value;
 
 pub use engine::{CancelToken, Engine, EngineOptions, parse, selector_matchers};
 pub use error::QueryError;
-pub use storage::{MemStorage, Queryable, Series};
+pub use storage::{MemStorage, Queryable, Series, SeriesMap};
 pub use value::Value;

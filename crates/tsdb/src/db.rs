@@ -436,8 +436,24 @@ impl Tsdb {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<(Labels, Vec<Sample>)>, TsdbError> {
+        self.select_map(matchers, mint, maxt, |l, s| {
+            Ok::<_, TsdbError>(Some((l, s)))
+        })
+    }
+
+    /// [`Tsdb::select`] with `f` applied to each series (labels, samples)
+    /// on the thread that read it, keeping what it returns, in the same
+    /// label order: per-series work (a range function) runs in the pass
+    /// that decodes the series, while its samples are in cache, and no
+    /// series' samples outlive its `f`.
+    pub fn select_map<R: Send, E: From<TsdbError> + Send>(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        f: impl Fn(Labels, Vec<Sample>) -> Result<Option<R>, E> + Sync,
+    ) -> Result<Vec<R>, E> {
         type Sources = Vec<(usize, SeriesRef)>;
-        type Rows = Vec<(Labels, Vec<Sample>)>;
         let mut blocks = self.blocks_overlapping(mint, maxt)?;
         blocks.sort_by_key(|b| b.meta().min_time);
         // one label-sorted list per source: blocks oldest first, then the
@@ -480,7 +496,7 @@ impl Tsdb {
         // concatenated when the parts follow each other in time (blocks and
         // head normally do), else merged with the later source winning a
         // shared timestamp.
-        let read = |group: Vec<(Labels, Sources)>| -> Result<Rows, TsdbError> {
+        let read = |group: Vec<(Labels, Sources)>| -> Result<Vec<R>, E> {
             let mut out = Vec::with_capacity(group.len());
             // series of one selector tend to hold similar numbers of
             // samples: sizing each buffer like the largest so far saves
@@ -521,7 +537,9 @@ impl Tsdb {
                 if !ordered {
                     samples = merge_samples(samples);
                 }
-                out.push((labels, samples));
+                if let Some(r) = f(labels, samples)? {
+                    out.push(r);
+                }
             }
             Ok(out)
         };
