@@ -892,6 +892,65 @@ mod tests {
     }
 
     #[test]
+    fn select_map_keeps_order_drops_and_stops_at_the_first_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Tsdb::open(dir.path(), opts()).unwrap();
+        // long enough a range for the reads to go parallel
+        let batch: Vec<(Labels, Vec<Sample>)> = (0..40)
+            .map(|i| {
+                let s = (0..400)
+                    .map(|k| Sample::new(k * 15_000, (i * k) as f64))
+                    .collect();
+                (series("m", i as usize), s)
+            })
+            .collect();
+        db.append(&batch).unwrap();
+        let all = [Matcher::new(pharos_model::MatchOp::Equal, "__name__", "m").unwrap()];
+        let want = db.select(&all, 0, i64::MAX).unwrap();
+        assert_eq!(want.len(), 40);
+        // a sum per series, odd instances dropped, label order kept
+        let got = db
+            .select_map(&all, 0, i64::MAX, |l, s| {
+                let odd = l
+                    .get("instance")
+                    .is_some_and(|v| v.trim_start_matches('h').parse::<u32>().unwrap() % 2 == 1);
+                let total: f64 = s.iter().map(|x| x.v).sum();
+                Ok::<_, TsdbError>((!odd).then_some((l, total)))
+            })
+            .unwrap();
+        let expect: Vec<(Labels, f64)> = want
+            .iter()
+            .filter(|(l, _)| {
+                l.get("instance")
+                    .is_some_and(|v| v.trim_start_matches('h').parse::<u32>().unwrap() % 2 == 0)
+            })
+            .map(|(l, s)| (l.clone(), s.iter().map(|x| x.v).sum()))
+            .collect();
+        assert_eq!(got, expect);
+        // the caller's error comes back as is
+        #[derive(Debug, PartialEq)]
+        enum E {
+            Mine(String),
+            Tsdb,
+        }
+        impl From<TsdbError> for E {
+            fn from(_: TsdbError) -> Self {
+                E::Tsdb
+            }
+        }
+        let err = db
+            .select_map(&all, 0, i64::MAX, |l, _| {
+                if l.get("instance") == Some("h7") {
+                    Err(E::Mine("h7".into()))
+                } else {
+                    Ok(Some(()))
+                }
+            })
+            .unwrap_err();
+        assert_eq!(err, E::Mine("h7".into()));
+    }
+
+    #[test]
     fn per_series_errors_keep_good_samples() {
         let dir = tempfile::tempdir().unwrap();
         let db = Tsdb::open(dir.path(), opts()).unwrap();
