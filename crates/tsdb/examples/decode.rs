@@ -14,26 +14,9 @@ use std::time::Instant;
 use pharos_model::Sample;
 use pharos_tsdb::{Chunk, ChunkAppender, Encoding};
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    /// A timestamp jitter in `-ms..=ms`.
-    fn jitter(&mut self, ms: i64) -> i64 {
-        self.below(2 * ms as u64 + 1) as i64 - ms
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 #[derive(Clone, Copy)]
 enum Kind {

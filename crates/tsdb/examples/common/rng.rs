@@ -1,0 +1,24 @@
+//! The examples' deterministic random numbers (splitmix64), so runs
+//! compare.
+
+pub struct Rng(pub u64);
+
+#[allow(dead_code)] // each example uses part of it
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// A timestamp jitter in `-ms..=ms`.
+    pub fn jitter(&mut self, ms: i64) -> i64 {
+        self.below(2 * ms as u64 + 1) as i64 - ms
+    }
+}
