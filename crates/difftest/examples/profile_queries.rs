@@ -78,24 +78,12 @@ impl Queryable for Db {
         // runs where the TSDB reads each series
         self.0
             .select_map(matchers, mint, maxt, |labels, samples| {
-                f(Series { labels, samples }).map_err(MapError::Query)
+                f(Series { labels, samples })
             })
             .map_err(|e| match e {
-                MapError::Query(e) => e,
-                MapError::Tsdb(e) => QueryError::Storage(e),
+                pharos_tsdb::SelectError::Map(e) => e,
+                pharos_tsdb::SelectError::Storage(e) => QueryError::Storage(e.to_string()),
             })
-    }
-}
-
-/// The storage's or the engine's error out of `Tsdb::select_map`.
-enum MapError {
-    Tsdb(String),
-    Query(QueryError),
-}
-
-impl From<pharos_tsdb::TsdbError> for MapError {
-    fn from(e: pharos_tsdb::TsdbError) -> Self {
-        Self::Tsdb(e.to_string())
     }
 }
 

@@ -13,7 +13,7 @@ use pharos_core::TenantId;
 use pharos_core::error::{Classify, ErrorClass};
 use pharos_model::{Labels, Matcher, Sample};
 use pharos_promql::{QueryError, Queryable, Series, SeriesMap};
-use pharos_tsdb::{MetricMetadata, MetricType, Tsdb, TsdbError, TsdbOptions};
+use pharos_tsdb::{MetricMetadata, MetricType, SelectError, Tsdb, TsdbError, TsdbOptions};
 
 use crate::blocks::BlockStorage;
 use crate::error::StoreError;
@@ -307,24 +307,12 @@ impl Queryable for TsdbQueryable {
             return Ok(Vec::new());
         };
         db.select_map(matchers, mint, maxt, |labels, samples| {
-            f(Series { labels, samples }).map_err(MapError::Query)
+            f(Series { labels, samples })
         })
         .map_err(|e| match e {
-            MapError::Query(e) => e,
-            MapError::Tsdb(e) => storage_error(&e),
+            SelectError::Map(e) => e,
+            SelectError::Storage(e) => storage_error(&e),
         })
-    }
-}
-
-/// The storage's or the engine's error out of [`Tsdb::select_map`].
-enum MapError {
-    Tsdb(TsdbError),
-    Query(QueryError),
-}
-
-impl From<TsdbError> for MapError {
-    fn from(e: TsdbError) -> Self {
-        Self::Tsdb(e)
     }
 }
 

@@ -488,9 +488,7 @@ impl<'a> Ev<'a> {
     fn select(&mut self, ms: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Series>, QueryError> {
         self.check("query preparation")?;
         let mut ss = self.q.select(ms, mint, maxt)?;
-        if !ss.windows(2).all(|w| w[0].labels <= w[1].labels) {
-            ss.sort_by(|a, b| a.labels.cmp(&b.labels));
-        }
+        crate::storage::sort_by_labels(&mut ss);
         Ok(ss)
     }
 

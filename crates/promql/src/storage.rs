@@ -36,9 +36,7 @@ pub trait Queryable: Send + Sync {
         f: &SeriesMap<'_>,
     ) -> Result<Vec<Series>, QueryError> {
         let mut ss = self.select(matchers, mint, maxt)?;
-        if !ss.windows(2).all(|w| w[0].labels <= w[1].labels) {
-            ss.sort_by(|a, b| a.labels.cmp(&b.labels));
-        }
+        sort_by_labels(&mut ss);
         // long inputs are split over threads, each series dropped once
         // mapped (see par_chunks_owned)
         let n = ss.len();
@@ -57,6 +55,14 @@ pub trait Queryable: Send + Sync {
             out.extend(p?);
         }
         Ok(out)
+    }
+}
+
+/// Sorts series by labels, unless they already are (storage usually
+/// returns them so).
+pub(crate) fn sort_by_labels(ss: &mut [Series]) {
+    if !ss.windows(2).all(|w| w[0].labels <= w[1].labels) {
+        ss.sort_by(|a, b| a.labels.cmp(&b.labels));
     }
 }
 

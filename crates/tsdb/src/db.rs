@@ -15,6 +15,14 @@ use crate::index::SeriesRef;
 use crate::remote::{RemoteBlocks, RemoteStats};
 use crate::wal::{ReplayStats, Wal, WalOptions, WalRecord};
 
+/// An error out of [`Tsdb::select_map`]: the storage's own, or the one the
+/// caller's function returned.
+#[derive(Debug)]
+pub enum SelectError<E> {
+    Storage(TsdbError),
+    Map(E),
+}
+
 #[derive(Debug, Clone)]
 pub struct TsdbOptions {
     /// Also sets the block range: blocks cover `head.chunk_range`.
@@ -437,7 +445,11 @@ impl Tsdb {
         maxt: i64,
     ) -> Result<Vec<(Labels, Vec<Sample>)>, TsdbError> {
         self.select_map(matchers, mint, maxt, |l, s| {
-            Ok::<_, TsdbError>(Some((l, s)))
+            Ok::<_, std::convert::Infallible>(Some((l, s)))
+        })
+        .map_err(|e| match e {
+            SelectError::Storage(e) => e,
+            SelectError::Map(never) => match never {},
         })
     }
 
@@ -446,23 +458,34 @@ impl Tsdb {
     /// label order: per-series work (a range function) runs in the pass
     /// that decodes the series, while its samples are in cache, and no
     /// series' samples outlive its `f`.
-    pub fn select_map<R: Send, E: From<TsdbError> + Send>(
+    pub fn select_map<R: Send, E: Send>(
         &self,
         matchers: &[Matcher],
         mint: i64,
         maxt: i64,
         f: impl Fn(Labels, Vec<Sample>) -> Result<Option<R>, E> + Sync,
-    ) -> Result<Vec<R>, E> {
+    ) -> Result<Vec<R>, SelectError<E>> {
         type Sources = Vec<(usize, SeriesRef)>;
-        let mut blocks = self.blocks_overlapping(mint, maxt)?;
+        let mut blocks = self
+            .blocks_overlapping(mint, maxt)
+            .map_err(SelectError::Storage)?;
         blocks.sort_by_key(|b| b.meta().min_time);
         // one label-sorted list per source: blocks oldest first, then the
         // head (source index blocks.len())
         let mut lists: Vec<std::vec::IntoIter<(Labels, SeriesRef)>> = Vec::new();
         for b in &blocks {
-            lists.push(b.select_labeled(matchers)?.into_iter());
+            lists.push(
+                b.select_labeled(matchers)
+                    .map_err(SelectError::Storage)?
+                    .into_iter(),
+            );
         }
-        lists.push(self.head.select_labeled(matchers)?.into_iter());
+        lists.push(
+            self.head
+                .select_labeled(matchers)
+                .map_err(SelectError::Storage)?
+                .into_iter(),
+        );
         // each series with where it is, in source order
         let mut heads: Vec<Option<(Labels, SeriesRef)>> =
             lists.iter_mut().map(Iterator::next).collect();
@@ -496,7 +519,7 @@ impl Tsdb {
         // concatenated when the parts follow each other in time (blocks and
         // head normally do), else merged with the later source winning a
         // shared timestamp.
-        let read = |group: Vec<(Labels, Sources)>| -> Result<Vec<R>, E> {
+        let read = |group: Vec<(Labels, Sources)>| -> Result<Vec<R>, SelectError<E>> {
             let mut out = Vec::with_capacity(group.len());
             // series of one selector tend to hold similar numbers of
             // samples: sizing each buffer like the largest so far saves
@@ -514,7 +537,9 @@ impl Tsdb {
                     let before = samples.len();
                     let last = samples.last().map(|s| s.t);
                     match blocks.get(src) {
-                        Some(b) => b.samples_into(r, mint, maxt, &mut samples)?,
+                        Some(b) => b
+                            .samples_into(r, mint, maxt, &mut samples)
+                            .map_err(SelectError::Storage)?,
                         None if samples.is_empty() => {
                             self.head.samples_into(r, mint, maxt, &mut samples);
                         }
@@ -537,7 +562,7 @@ impl Tsdb {
                 if !ordered {
                     samples = merge_samples(samples);
                 }
-                if let Some(r) = f(labels, samples)? {
+                if let Some(r) = f(labels, samples).map_err(SelectError::Map)? {
                     out.push(r);
                 }
             }
@@ -928,26 +953,16 @@ mod tests {
             .collect();
         assert_eq!(got, expect);
         // the caller's error comes back as is
-        #[derive(Debug, PartialEq)]
-        enum E {
-            Mine(String),
-            Tsdb,
-        }
-        impl From<TsdbError> for E {
-            fn from(_: TsdbError) -> Self {
-                E::Tsdb
-            }
-        }
         let err = db
             .select_map(&all, 0, i64::MAX, |l, _| {
                 if l.get("instance") == Some("h7") {
-                    Err(E::Mine("h7".into()))
+                    Err("h7".to_owned())
                 } else {
                     Ok(Some(()))
                 }
             })
             .unwrap_err();
-        assert_eq!(err, E::Mine("h7".into()));
+        assert!(matches!(err, SelectError::Map(e) if e == "h7"));
     }
 
     #[test]

@@ -38,7 +38,9 @@ pub(crate) mod testutil;
 pub use chunk::{Chunk, ChunkAppender, ChunkIter, Encoding, TimeEncoding, ValueEncoding};
 
 pub use block::{Block, BlockMeta, BlockStats, compact, write_block};
-pub use db::{AppendReport, DEFAULT_CACHE_SIZE, MaintainReport, SeriesError, Tsdb, TsdbOptions};
+pub use db::{
+    AppendReport, DEFAULT_CACHE_SIZE, MaintainReport, SelectError, SeriesError, Tsdb, TsdbOptions,
+};
 pub use error::TsdbError;
 pub use head::{Head, HeadOptions, HeadStats, MetricMetadata, MetricType};
 pub use index::{Index, SeriesRef};
