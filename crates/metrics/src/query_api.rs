@@ -208,15 +208,31 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// Runs a query on the blocking pool, canceled if this future is dropped.
+/// Runs a query (and the encoding of its answer) on the read pool, or on
+/// the blocking pool when the read pool is busy; canceled if this future
+/// is dropped.
 async fn run_query<T: Send + 'static>(
-    f: impl FnOnce(&CancelToken) -> Result<T, QueryError> + Send + 'static,
-) -> Result<T, QueryError> {
+    f: impl FnOnce(&CancelToken) -> Result<T, ApiErr> + Send + 'static,
+) -> Result<T, ApiErr> {
     let token = CancelToken::new();
     let mut guard = CancelOnDrop(Some(token.clone()));
-    let out = tokio::task::spawn_blocking(move || f(&token)).await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job = move || {
+        // the receiver is gone only when the client is
+        let _ = tx.send(f(&token));
+    };
+    if let Err(job) = pharos_core::parallel::try_spawn(job) {
+        tokio::task::spawn_blocking(job);
+    }
+    let out = rx.await;
     guard.0 = None;
-    out.map_err(|e| QueryError::Storage(format!("query task failed: {e}")))?
+    // the sender dropped unsent: the query panicked
+    out.unwrap_or_else(|_| {
+        Err(ApiErr::new(
+            ErrorClass::Internal,
+            "query task failed".to_owned(),
+        ))
+    })
 }
 
 /// Runs a storage read on the blocking pool.
@@ -256,20 +272,23 @@ async fn query(State(st): State<QueryApi>, Tenant(tenant): Tenant, p: Params) ->
         let engine = engine_for(&st, &p)?;
         let q = p.value("query").to_owned();
         let reader = st.reader.clone();
-        let queryable = read(move || reader.queryable(&tenant)).await?;
-        run_query(move |c| engine.instant_with_cancel(&*queryable, &q, t, c))
-            .await
-            .map_err(|e| match e {
-                // what NewInstantQuery refuses is a bad `query` parameter
-                QueryError::Parse(m) | QueryError::BadRequest(m) => invalid_param(&m, "query"),
-                e => query_error(&e),
-            })
+        run_query(move |c| {
+            let queryable = reader
+                .queryable(&tenant)
+                .map_err(|e| ApiErr::from_error(&e))?;
+            let v = engine
+                .instant_with_cancel(&*queryable, &q, t, c)
+                .map_err(|e| match e {
+                    // what NewInstantQuery refuses is a bad `query` parameter
+                    QueryError::Parse(m) | QueryError::BadRequest(m) => invalid_param(&m, "query"),
+                    e => query_error(&e),
+                })?;
+            Ok(json::query_success(&v))
+        })
+        .await
     }
     .await;
-    match result {
-        Ok(v) => success_raw(&json::query_data(&v), &[]),
-        Err(e) => e.into_response(),
-    }
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// Whole nanoseconds between two millisecond times, without overflow.
@@ -303,17 +322,20 @@ async fn query_range(State(st): State<QueryApi>, Tenant(tenant): Tenant, p: Para
         let engine = engine_for(&st, &p)?;
         let q = p.value("query").to_owned();
         let reader = st.reader.clone();
-        let queryable = read(move || reader.queryable(&tenant)).await?;
         let step_ms = step / 1_000_000;
-        run_query(move |c| engine.range_with_cancel(&*queryable, &q, start, end, step_ms, c))
-            .await
-            .map_err(|e| query_error(&e))
+        run_query(move |c| {
+            let queryable = reader
+                .queryable(&tenant)
+                .map_err(|e| ApiErr::from_error(&e))?;
+            let v = engine
+                .range_with_cancel(&*queryable, &q, start, end, step_ms, c)
+                .map_err(|e| query_error(&e))?;
+            Ok(json::query_success(&v))
+        })
+        .await
     }
     .await;
-    match result {
-        Ok(v) => success_raw(&json::query_data(&v), &[]),
-        Err(e) => e.into_response(),
-    }
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn query_exemplars(

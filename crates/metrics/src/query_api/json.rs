@@ -332,24 +332,41 @@ fn encoded_len_hint(v: &Value) -> usize {
 }
 
 /// `{"resultType":...,"result":...}` of a query.
+#[cfg(test)]
 pub fn query_data(v: &Value) -> String {
     let mut out = String::with_capacity(encoded_len_hint(v));
+    push_query_data(&mut out, v);
+    out
+}
+
+/// The success answer of a query, its data written straight into the
+/// envelope's buffer.
+pub fn query_success(v: &Value) -> Response {
+    const HEAD: &str = "{\"status\":\"success\",\"data\":";
+    let mut out = String::with_capacity(HEAD.len() + encoded_len_hint(v) + 1);
+    out.push_str(HEAD);
+    push_query_data(&mut out, v);
+    out.push('}');
+    json_response(StatusCode::OK, out.into_bytes())
+}
+
+fn push_query_data(out: &mut String, v: &Value) {
     out.push_str("{\"resultType\":\"");
     out.push_str(v.type_name());
     out.push_str("\",\"result\":");
     match v {
         Value::Scalar(t, x) => {
             out.push('[');
-            push_go_number(&mut out, *t as f64 / 1000.0);
+            push_go_number(out, *t as f64 / 1000.0);
             out.push_str(",\"");
             out.push_str(&format_f(*x));
             out.push_str("\"]");
         }
         Value::String(t, s) => {
             out.push('[');
-            push_go_number(&mut out, *t as f64 / 1000.0);
+            push_go_number(out, *t as f64 / 1000.0);
             out.push(',');
-            push_str(&mut out, s);
+            push_str(out, s);
             out.push(']');
         }
         Value::Vector(samples) => {
@@ -359,29 +376,28 @@ pub fn query_data(v: &Value) -> String {
                     out.push(',');
                 }
                 out.push_str("{\"metric\":");
-                push_labels(&mut out, l);
+                push_labels(out, l);
                 out.push_str(",\"value\":");
-                push_point(&mut out, *t, *x);
+                push_point(out, *t, *x);
                 out.push('}');
             }
             out.push(']');
         }
         Value::Matrix(series) => {
             out.push('[');
-            push_matrix(&mut out, series);
+            push_matrix(out, series);
             out.push(']');
         }
     }
     out.push('}');
-    out
 }
 
 /// Above this many points a matrix is encoded by two threads.
 const PARALLEL_POINTS: usize = 50_000;
 
 /// The series of a matrix, comma-separated, in order. Large answers are cut
-/// in two halves of about equal points; the second half is encoded on a
-/// scoped thread into its own buffer and appended.
+/// in two halves of about equal points; the second half is encoded into
+/// its own buffer, on another worker where one is free, and appended.
 fn push_matrix(out: &mut String, series: &[(Labels, Vec<Sample>)]) {
     let total: usize = series.iter().map(|(_, s)| s.len()).sum();
     if total > PARALLEL_POINTS && series.len() > 1 {
@@ -395,20 +411,15 @@ fn push_matrix(out: &mut String, series: &[(Labels, Vec<Sample>)]) {
             .map_or(1, |i| (i + 1).clamp(1, series.len() - 1));
         let (head, tail) = series.split_at(cut);
         let tail_room = out.capacity().saturating_sub(out.len()) / 2;
-        let tail_text = std::thread::scope(|scope| {
-            let worker = std::thread::Builder::new().spawn_scoped(scope, || {
+        let ((), tail_text) = pharos_core::parallel::join(
+            || push_series_list(out, head, false),
+            || {
                 let mut buf = String::with_capacity(tail_room);
                 push_series_list(&mut buf, tail, true);
                 buf
-            });
-            push_series_list(out, head, false);
-            // a failed spawn or a panicked worker: encode the rest here
-            worker.ok().and_then(|w| w.join().ok())
-        });
-        match tail_text {
-            Some(t) => out.push_str(&t),
-            None => push_series_list(out, tail, true),
-        }
+            },
+        );
+        out.push_str(&tail_text);
     } else {
         push_series_list(out, series, false);
     }
