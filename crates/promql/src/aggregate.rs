@@ -163,9 +163,16 @@ fn by_series_on(
     for r in results {
         parts.extend(r?);
     }
+    Ok(assemble(op, &parts, group_lbls, g))
+}
+
+/// The output series of [`by_series`] from its step parts: groups in the
+/// order the step-wise walk creates them.
+fn assemble(op: Op, parts: &[StepPart], group_lbls: &[Labels], g: Grid) -> Vec<Series> {
+    let ng = group_lbls.len();
     // a group's first value: the earliest step, then the first series
     let mut first_at: Vec<(usize, usize)> = vec![(usize::MAX, usize::MAX); ng];
-    for p in &parts {
+    for p in parts {
         for (gi, f) in p.first_at.iter().enumerate() {
             first_at[gi] = first_at[gi].min(*f);
         }
@@ -175,9 +182,11 @@ fn by_series_on(
     let mut out = Vec::with_capacity(order.len());
     for gi in order {
         let mut samples = Vec::new();
-        for p in &parts {
+        for p in parts {
             let len = p.s1 - p.s0;
-            let row = &p.cells[gi * len..(gi + 1) * len];
+            let Some(row) = p.cells.get(gi * len..(gi + 1) * len) else {
+                continue;
+            };
             samples.extend(
                 row.iter()
                     .enumerate()
@@ -190,7 +199,7 @@ fn by_series_on(
             samples,
         });
     }
-    Ok(out)
+    out
 }
 
 /// The accumulators of every group over steps `s0..s1` (row-major by
@@ -200,6 +209,88 @@ struct StepPart {
     s1: usize,
     cells: Vec<Acc>,
     first_at: Vec<(usize, usize)>,
+}
+
+/// Adds one series' points into its group's accumulators `row`, one per
+/// step of a grid from `t0` every `step` ms; returns the offset in `row`
+/// of the first step it had a value for.
+fn add_series(op: Op, row: &mut [Acc], samples: &[Sample], t0: i64, step: i64) -> Option<usize> {
+    let len = row.len();
+    // points of a vector sit on the grid, in order; one that does not
+    // would never be found by a step-wise walk either
+    let mut rest = &samples[start_index(samples, t0, step)..];
+    let mut first = None;
+    let mut k = 0;
+    if op == Op::Sum
+        && step > 0
+        && let Some(p0) = rest.first()
+        && let off = p0.t - t0
+        && off % step == 0
+        && let Ok(a) = usize::try_from(off / step)
+        && a < len
+    {
+        // the run of points at consecutive steps from the first (the
+        // usual output of a range function), added in the same pass
+        // that checks it: the same additions, without searching
+        let mut want = p0.t;
+        let mut n = 0;
+        for (c, p) in row[a..].iter_mut().zip(rest) {
+            if p.t != want {
+                break;
+            }
+            let fresh = c.count == 0.0;
+            c.value = if fresh { p.v } else { c.value + p.v };
+            c.count = 1.0;
+            want = want.wrapping_add(step);
+            n += 1;
+        }
+        first = Some(a);
+        rest = &rest[n..];
+        k = a + n;
+    }
+    let mut ts = t0.wrapping_add(step.wrapping_mul(k as i64));
+    for p in rest {
+        while ts < p.t && k < len {
+            k += 1;
+            ts += step;
+        }
+        if k == len {
+            break;
+        }
+        if ts != p.t {
+            continue;
+        }
+        let c = &mut row[k];
+        first.get_or_insert(k);
+        if c.count == 0.0 {
+            *c = Acc::first(op, p.v);
+        } else {
+            c.add(op, p.v);
+        }
+    }
+    first
+}
+
+/// The first index of `samples` (sorted) at or after `t0`: looked up where
+/// it would be if the points sat every `step` ms from the first (a range
+/// function's output), else searched.
+fn start_index(samples: &[Sample], t0: i64, step: i64) -> usize {
+    let Some(p0) = samples.first() else {
+        return 0;
+    };
+    if p0.t >= t0 {
+        return 0;
+    }
+    if step > 0
+        && let Some(ahead) = (t0 - p0.t).checked_add(step - 1)
+        && let Ok(guess) = usize::try_from(ahead / step)
+        && let Some(p) = samples.get(guess)
+        && p.t >= t0
+        && samples[guess - 1].t < t0
+    {
+        return guess;
+    }
+    samples.partition_point(|p| p.t < t0)
 }
 
 /// Adds every series' points at steps `s0..s1` into its group's
@@ -232,31 +323,7 @@ fn add_steps(
         }
         let gi = series_group[si];
         let row = &mut cells[gi * len..(gi + 1) * len];
-        let mut first = None;
-        // points of a vector sit on the grid, in order; one that does not
-        // would never be found by a step-wise walk either
-        let from = s.samples.partition_point(|p| p.t < t0);
-        let mut step = s0;
-        let mut ts = t0;
-        for p in &s.samples[from..] {
-            while ts < p.t && step < s1 {
-                step += 1;
-                ts += g.step;
-            }
-            if step == s1 {
-                break;
-            }
-            if ts != p.t {
-                continue;
-            }
-            let c = &mut row[step - s0];
-            first.get_or_insert(step);
-            if c.count == 0.0 {
-                *c = Acc::first(op, p.v);
-            } else {
-                c.add(op, p.v);
-            }
-        }
+        let first = add_series(op, row, &s.samples, t0, g.step).map(|a| s0 + a);
         if let Some(f) = first
             && (f, si) < first_at[gi]
         {
@@ -617,22 +684,49 @@ mod tests {
             3.0,
             f64::NEG_INFINITY,
             1e300,
+            -0.0,
         ];
-        // series of 3 groups, each with its own gaps; some start late
-        let ss: Vec<Series> = (0..9)
-            .map(|i| Series {
-                labels: Labels::from_pairs([
-                    ("g", format!("{}", (i * 7) % 3)),
-                    ("i", i.to_string()),
-                ]),
-                samples: (0..g.n())
-                    .filter(|k| (k + i) % (2 + i % 3) != 0 && *k >= i / 4)
-                    .map(|k| Sample::new(g.ts(k), vals[(k * 3 + i) % vals.len()]))
-                    .collect(),
+        // series of 4 groups, of three kinds (`j`): with a point at every
+        // step of a run (starting late, ending early; first, so that they
+        // open their groups' steps), with one point between two steps,
+        // and each with its own gaps, some starting late
+        let n = 13;
+        // series 2 alone in its group
+        let group_of = |i: usize| if i == 2 { 3 } else { (i * 7) % 3 };
+        let ss: Vec<Series> = (0..n)
+            .map(|i| {
+                let j = (i + 9) % n;
+                Series {
+                    labels: Labels::from_pairs([
+                        ("g", group_of(i).to_string()),
+                        ("i", i.to_string()),
+                    ]),
+                    samples: (0..g.n())
+                        .filter(|&k| match j {
+                            0..9 => (k + j) % (2 + j % 3) != 0 && k >= j / 4,
+                            9..12 => k >= (j - 9) * 2 && k + (j - 9) < g.n(),
+                            _ => true,
+                        })
+                        .map(|k| {
+                            let t = if j == 12 && k == 5 {
+                                g.ts(k) + 1
+                            } else {
+                                g.ts(k)
+                            };
+                            // a group's only value -0.0 must stay -0.0
+                            let v = if j >= 9 && k % 4 == 0 {
+                                -0.0
+                            } else {
+                                vals[(k * 3 + j + 1) % vals.len()]
+                            };
+                            Sample::new(t, v)
+                        })
+                        .collect(),
+                }
             })
             .collect();
-        let group_of: Vec<usize> = (0..9).map(|i| (i * 7) % 3).collect();
-        let labels: Vec<Labels> = (0..3)
+        let group_of: Vec<usize> = (0..n).map(group_of).collect();
+        let labels: Vec<Labels> = (0..4)
             .map(|k| Labels::from_pairs([("g", k.to_string())]))
             .collect();
         let q = crate::storage::MemStorage::new();
@@ -653,7 +747,7 @@ mod tests {
             let mut want: Vec<(usize, Vec<Sample>)> = Vec::new();
             for k in 0..g.n() {
                 let ts = g.ts(k);
-                let mut acc: Vec<Option<Acc>> = vec![None; 3];
+                let mut acc: Vec<Option<Acc>> = vec![None; 4];
                 let mut order = Vec::new();
                 for (si, s) in ss.iter().enumerate() {
                     let Some(p) = s.samples.iter().find(|p| p.t == ts) else {

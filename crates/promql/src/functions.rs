@@ -770,19 +770,43 @@ fn extrapolated_series(
             result: c_result,
             out,
         } = c;
-        let mut k = 0;
-        ri.window_ranges(samples, g, |_, ts, r| {
-            let (lo, hi) = (r.start, r.end);
+        // the walk of RangeInput::window_ranges, inlined so the columns
+        // stay local slices (their pointers in registers, not reloaded
+        // through the closure's captures at every write)
+        let n = g.n();
+        let c_ts = &mut c_ts[..n];
+        let to_start = &mut to_start[..n];
+        let to_end = &mut to_end[..n];
+        let sampled = &mut sampled[..n];
+        let gaps = &mut gaps[..n];
+        let c_first = &mut c_first[..n];
+        let c_result = &mut c_result[..n];
+        let len = samples.len();
+        let (mut lo, mut hi, mut k) = (0usize, 0usize, 0usize);
+        for i in 0..n {
+            let ts = g.ts(i);
             let end = ri.ref_t(ts);
+            let mint = end.saturating_sub(ri.range);
+            while lo < len && samples[lo].t < mint {
+                lo += 1;
+            }
+            hi = hi.max(lo);
+            while hi < len && samples[hi].t <= end {
+                hi += 1;
+            }
             if hi - lo < 2 {
-                return;
+                continue;
             }
             let (first, last) = (samples[lo], samples[hi - 1]);
             let mut result = last.v - first.v;
             if counter && drops {
-                for &k in resets.within(lo, hi - lo) {
-                    result += samples[k - 1].v;
+                for &d in resets.within(lo, hi - lo) {
+                    result += samples[d - 1].v;
                 }
+            }
+            // k <= i < n: one check for all the writes below
+            if k >= n {
+                break;
             }
             // durations in milliseconds here, in seconds in the pass
             // without branches (a division each, which would stall this
@@ -796,9 +820,16 @@ fn extrapolated_series(
             c_first[k] = first.v;
             c_result[k] = result;
             k += 1;
-        });
+        }
         let out = &mut out[..k];
-        let cols = [&to_start[..], to_end, sampled, gaps, c_first, c_result];
+        let cols = [
+            &to_start[..],
+            &to_end[..],
+            &sampled[..],
+            &gaps[..],
+            &c_first[..],
+            &c_result[..],
+        ];
         extrapolate_columns(cols, out, ri.range as f64 / 1000.0, counter, is_rate);
         c_ts[..k]
             .iter()
