@@ -6,7 +6,7 @@
 //! With `blocks` (the default) the TSDB's maintenance cuts the older part
 //! of the 6 h into blocks first, as a running server does within a minute;
 //! `head` keeps everything in the head. FILTER keeps the queries whose
-//! label contains it. Prints the median wall time and the mean CPU time
+//! label contains it; `PROFILE_RANGE=6h/60s` keeps one range and step. Prints the median wall time and the mean CPU time
 //! (all threads) per query and range. Allocates through jemalloc, as the
 //! servers do.
 
@@ -128,6 +128,7 @@ fn main() {
     let copies: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
     let blocks = args.next().is_none_or(|a| a != "head");
     let filter = args.next().unwrap_or_default();
+    let ranges = std::env::var("PROFILE_RANGE").ok();
 
     let base = generate(&Config {
         scrapes: 1440,
@@ -176,6 +177,13 @@ fn main() {
             continue;
         }
         for (range_h, step_s) in [(1i64, 15i64), (6, 15), (6, 60)] {
+            // PROFILE_RANGE=6h/60s keeps that range and step only
+            if ranges
+                .as_deref()
+                .is_some_and(|r| r != format!("{range_h}h/{step_s}s"))
+            {
+                continue;
+            }
             let start = end - range_h * 3_600_000 + step_s * 1000;
             engine
                 .range(&q, query, start, end, step_s * 1000)
@@ -202,9 +210,11 @@ fn main() {
             let (points, bytes) = format_answer(&answer);
             let fmt = t0.elapsed();
             println!(
-                "{label:>9} {range_h} h / {step_s:>2} s: {:7.2} ms wall (median), {cpu:7.1} ms cpu (mean); \
-                 {points} points written as JSON-like text ({bytes} B) in {:.2} ms",
+                "{label:>9} {range_h} h / {step_s:>2} s: {:7.2} ms wall (median; {:.2} fastest, {:.2} p90), \
+                 {cpu:7.1} ms cpu (mean); {points} points written as JSON-like text ({bytes} B) in {:.2} ms",
                 times[times.len() / 2].as_secs_f64() * 1000.0,
+                times[0].as_secs_f64() * 1000.0,
+                times[times.len() * 9 / 10].as_secs_f64() * 1000.0,
                 fmt.as_secs_f64() * 1000.0
             );
         }
