@@ -532,21 +532,32 @@ impl Block {
         Ok(())
     }
 
-    /// Labels and refs of the matching series, sorted by labels.
-    pub(crate) fn select_labeled(
-        &self,
-        matchers: &[Matcher],
-    ) -> Result<Vec<(Labels, SeriesRef)>, TsdbError> {
-        let mut out: Vec<(Labels, SeriesRef)> = self
-            .index
-            .select(matchers)?
-            .into_iter()
-            .filter_map(|r| self.index.labels(r).map(|l| (l, r)))
-            .collect();
-        if !out.is_sorted_by(|a, b| a.0 <= b.0) {
-            out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    /// Refs of the matching series in label order, their labels left in
+    /// the index ([`Block::label_strs`], [`Block::labels_of`]).
+    pub(crate) fn select_refs(&self, matchers: &[Matcher]) -> Result<Vec<SeriesRef>, TsdbError> {
+        let mut out = self.index.select(matchers)?;
+        // refs are numbered in label order when a block is written
+        let cmp =
+            |a: &SeriesRef, b: &SeriesRef| self.index.label_strs(*a).cmp(self.index.label_strs(*b));
+        if !out.is_sorted_by(|a, b| cmp(a, b).is_le()) {
+            out.sort_unstable_by(cmp);
         }
         Ok(out)
+    }
+
+    /// Series `r`'s (name, value) pairs, in label order.
+    pub(crate) fn label_strs(&self, r: SeriesRef) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.index.label_strs(r)
+    }
+
+    /// Series `r`'s labels.
+    pub(crate) fn labels_of(&self, r: SeriesRef) -> Option<Labels> {
+        self.index.labels(r)
+    }
+
+    /// Whether series `r` has exactly these labels.
+    pub(crate) fn labels_eq(&self, r: SeriesRef, labels: &Labels) -> bool {
+        self.index.labels_eq(r, labels)
     }
 
     /// Matching series with their samples in `[mint, maxt]`, sorted by

@@ -471,12 +471,16 @@ impl Tsdb {
             .map_err(SelectError::Storage)?;
         blocks.sort_by_key(|b| b.meta().min_time);
         // one label-sorted list per source: blocks oldest first, then the
-        // head (source index blocks.len())
-        let mut lists: Vec<std::vec::IntoIter<(Labels, SeriesRef)>> = Vec::new();
+        // head (source index blocks.len()). A block's series keep their
+        // labels in its index until one is the first source of a series:
+        // only then are they built, once per series.
+        let mut lists: Vec<std::vec::IntoIter<Found<'_>>> = Vec::with_capacity(blocks.len() + 1);
         for b in &blocks {
+            let refs = b.select_refs(matchers).map_err(SelectError::Storage)?;
             lists.push(
-                b.select_labeled(matchers)
-                    .map_err(SelectError::Storage)?
+                refs.into_iter()
+                    .map(|r| Found::Block(b, r))
+                    .collect::<Vec<_>>()
                     .into_iter(),
             );
         }
@@ -484,33 +488,43 @@ impl Tsdb {
             self.head
                 .select_labeled(matchers)
                 .map_err(SelectError::Storage)?
+                .into_iter()
+                .map(|(l, r)| Found::Head(l, r))
+                .collect::<Vec<_>>()
                 .into_iter(),
         );
         // each series with where it is, in source order
-        let mut heads: Vec<Option<(Labels, SeriesRef)>> =
-            lists.iter_mut().map(Iterator::next).collect();
+        let mut heads: Vec<Option<Found<'_>>> = lists.iter_mut().map(Iterator::next).collect();
         let mut series: Vec<(Labels, Sources)> = Vec::new();
         loop {
             let mut min: Option<usize> = None;
             for (i, h) in heads.iter().enumerate() {
-                if let Some((l, _)) = h
-                    && min.is_none_or(|m| heads[m].as_ref().is_some_and(|(ml, _)| l < ml))
+                if let Some(f) = h
+                    && min.is_none_or(|m| heads[m].as_ref().is_some_and(|mf| f.order(mf).is_lt()))
                 {
                     min = Some(i);
                 }
             }
             let Some(m) = min else { break };
-            let Some((labels, r)) = heads[m].take() else {
+            let Some(first) = heads[m].take() else {
                 break;
             };
             heads[m] = lists[m].next();
+            let (labels, r) = match first {
+                Found::Head(l, r) => (l, r),
+                Found::Block(b, r) => match b.labels_of(r) {
+                    Some(l) => (l, r),
+                    // labels the index cannot give: not selectable
+                    None => continue,
+                },
+            };
             let mut at: Sources = vec![(m, r)];
             for i in m + 1..heads.len() {
-                if heads[i].as_ref().is_some_and(|(l, _)| *l == labels)
-                    && let Some((_, r)) = heads[i].take()
+                if heads[i].as_ref().is_some_and(|f| f.has_labels(&labels))
+                    && let Some(f) = heads[i].take()
                 {
                     heads[i] = lists[i].next();
-                    at.push((i, r));
+                    at.push((i, f.series_ref()));
                 }
             }
             series.push((labels, at));
@@ -824,6 +838,38 @@ impl Drop for Tsdb {
     }
 }
 
+/// A matching series in one source of [`Tsdb::select_map`]: a block's
+/// keeps its labels in the block's index.
+enum Found<'a> {
+    Block(&'a Block, SeriesRef),
+    Head(Labels, SeriesRef),
+}
+
+impl Found<'_> {
+    fn series_ref(&self) -> SeriesRef {
+        match self {
+            Found::Block(_, r) | Found::Head(_, r) => *r,
+        }
+    }
+
+    /// Label order, as [`Labels`] compare.
+    fn order(&self, other: &Found<'_>) -> std::cmp::Ordering {
+        match (self, other) {
+            (Found::Head(a, _), Found::Head(b, _)) => a.cmp(b),
+            (Found::Head(a, _), Found::Block(b, s)) => a.pairs().cmp(b.label_strs(*s)),
+            (Found::Block(a, r), Found::Head(b, _)) => a.label_strs(*r).cmp(b.pairs()),
+            (Found::Block(a, r), Found::Block(b, s)) => a.label_strs(*r).cmp(b.label_strs(*s)),
+        }
+    }
+
+    fn has_labels(&self, labels: &Labels) -> bool {
+        match self {
+            Found::Head(l, _) => l == labels,
+            Found::Block(b, r) => b.labels_eq(*r, labels),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -963,6 +1009,63 @@ mod tests {
             })
             .unwrap_err();
         assert!(matches!(err, SelectError::Map(e) if e == "h7"));
+    }
+
+    #[test]
+    fn select_merges_series_across_blocks_and_head_in_label_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Tsdb::open(dir.path(), opts()).unwrap();
+        let hour = 3_600_000i64;
+        let zoned = |i: usize| {
+            Labels::from_pairs([
+                ("__name__", "m".to_owned()),
+                ("instance", format!("h{i}")),
+                ("zone", "z".to_owned()),
+            ])
+        };
+        // (labels, hours written): in both blocks and the head, in one
+        // block only, in the second block and the head, in the head only;
+        // a label set and its extension with one more label
+        let plan: Vec<(Labels, std::ops::Range<i64>)> = vec![
+            (series("m", 5), 0..7),
+            (series("m", 1), 0..2),
+            (zoned(1), 2..4),
+            (series("m", 3), 3..7),
+            (series("m", 0), 5..7),
+            (zoned(0), 0..7),
+        ];
+        let mut want: std::collections::BTreeMap<Labels, Vec<Sample>> = Default::default();
+        // 6.5 hours at one sample a minute: blocks [0, 2 h) and [2, 4 h),
+        // the rest in the head
+        for minute in 0..390i64 {
+            let t = minute * 60_000;
+            let mut batch = Vec::new();
+            for (k, (l, hours)) in plan.iter().enumerate() {
+                if hours.contains(&(t / hour)) {
+                    let s = Sample::new(t, (minute * (k as i64 + 1)) as f64);
+                    want.entry(l.clone()).or_default().push(s);
+                    batch.push((l.clone(), vec![s]));
+                }
+            }
+            db.append(&batch).unwrap();
+            if minute % 60 == 59 {
+                db.maintain().unwrap();
+            }
+        }
+        let spans: Vec<(i64, i64)> = db
+            .blocks()
+            .iter()
+            .map(|b| (b.min_time, b.max_time))
+            .collect();
+        assert_eq!(spans, vec![(0, 2 * hour), (2 * hour, 4 * hour)]);
+        let all = [Matcher::equal("__name__", "m")];
+        let got = db.select(&all, i64::MIN, i64::MAX).unwrap();
+        let want: Vec<(Labels, Vec<Sample>)> = want.into_iter().collect();
+        assert_eq!(got, want);
+        // a window inside the second block sees only its series
+        let mid = db.select(&all, 2 * hour + 60_000, 3 * hour - 1).unwrap();
+        let names: Vec<&Labels> = mid.iter().map(|(l, _)| l).collect();
+        assert_eq!(names, vec![&zoned(0), &zoned(1), &series("m", 5)]);
     }
 
     #[test]

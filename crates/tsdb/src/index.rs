@@ -379,6 +379,18 @@ impl Index {
         Labels::from_sorted(v).ok()
     }
 
+    /// Series `r`'s (name, value) pairs in label order, without
+    /// allocating: compared as sequences they order series as [`Labels`]
+    /// does.
+    pub(crate) fn label_strs(&self, r: SeriesRef) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.series
+            .get(r)
+            .map(|at| self.labels.pairs(at))
+            .into_iter()
+            .flatten()
+            .map(|(n, v)| (self.strings.str(n), self.strings.str(v)))
+    }
+
     /// Whether series `r` has exactly these labels, without allocating.
     pub fn labels_eq<L: LabelSet + ?Sized>(&self, r: SeriesRef, labels: &L) -> bool {
         let Some(at) = self.series.get(r) else {
