@@ -594,7 +594,8 @@ fn linear_regression(s: &[Sample], intercept_t: i64) -> (f64, f64) {
 /// Where a series' value drops (a counter reset), so a window's resets are
 /// found without scanning all its samples at every step.
 struct Resets {
-    /// Indexes `i` with `samples[i].v < samples[i - 1].v`, ascending.
+    /// Indexes `i` with `samples[i].v < samples[i - 1].v`, ascending (the
+    /// walk skips those no window can hold).
     at: Vec<usize>,
     /// First entry of `at` that may still lie in a window; windows only
     /// move forward.
@@ -602,21 +603,21 @@ struct Resets {
 }
 
 impl Resets {
-    fn new(samples: &[Sample]) -> Self {
-        // most counters never drop: one pass without branches tells
-        let any = samples
-            .windows(2)
-            .fold(false, |any, w| any | (w[1].v < w[0].v));
-        if !any {
-            return Self {
-                at: Vec::new(),
-                next: 0,
-            };
+    fn new() -> Self {
+        Self {
+            at: Vec::new(),
+            next: 0,
         }
-        let at = (1..samples.len())
-            .filter(|&i| samples[i].v < samples[i - 1].v)
-            .collect();
-        Self { at, next: 0 }
+    }
+
+    /// Records sample `i` (at least 1) if it drops. Offered in ascending
+    /// order by the walk as it first reaches each sample, so a window's
+    /// drops are known when it is done.
+    #[inline(always)]
+    fn check(&mut self, samples: &[Sample], i: usize) {
+        if samples[i].v < samples[i - 1].v {
+            self.at.push(i);
+        }
     }
 
     /// Indexes of the drops inside the window `samples[lo..lo + len]` (the
@@ -747,15 +748,9 @@ fn extrapolated_series(
     thread_local! {
         static COLUMNS: std::cell::RefCell<Columns> = std::cell::RefCell::default();
     }
-    let mut resets = if counter {
-        Resets::new(samples)
-    } else {
-        Resets {
-            at: Vec::new(),
-            next: 0,
-        }
-    };
-    let drops = !resets.at.is_empty();
+    // drops are found as the walk reaches each sample (no pass of its
+    // own over the series; most counters never drop)
+    let mut resets = Resets::new();
     COLUMNS.with_borrow_mut(|c| {
         // every column as long as the grid, written by index: no
         // capacity checks in the walk, and pointers kept in registers
@@ -792,6 +787,11 @@ fn extrapolated_series(
             }
             hi = hi.max(lo);
             while hi < len && samples[hi].t <= end {
+                // a drop at `lo` or before it counts in no window from
+                // here on
+                if counter && hi > lo {
+                    resets.check(samples, hi);
+                }
                 hi += 1;
             }
             if hi - lo < 2 {
@@ -799,7 +799,7 @@ fn extrapolated_series(
             }
             let (first, last) = (samples[lo], samples[hi - 1]);
             let mut result = last.v - first.v;
-            if counter && drops {
+            if counter && !resets.at.is_empty() {
                 for &d in resets.within(lo, hi - lo) {
                     result += samples[d - 1].v;
                 }
@@ -1245,7 +1245,10 @@ mod tests {
             .map(|(i, &v)| Sample::new(i as i64, v))
             .collect();
         for len in 1..5 {
-            let mut r = Resets::new(&samples);
+            let mut r = Resets::new();
+            for i in 1..samples.len() {
+                r.check(&samples, i);
+            }
             for lo in 0..samples.len() - len {
                 let w = &samples[lo..lo + len];
                 let mut scan = Vec::new();
