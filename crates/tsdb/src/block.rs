@@ -555,11 +555,6 @@ impl Block {
         self.index.labels(r)
     }
 
-    /// Whether series `r` has exactly these labels.
-    pub(crate) fn labels_eq(&self, r: SeriesRef, labels: &Labels) -> bool {
-        self.index.labels_eq(r, labels)
-    }
-
     /// Matching series with their samples in `[mint, maxt]`, sorted by
     /// labels; series without samples there are left out.
     pub fn select(

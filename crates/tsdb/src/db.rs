@@ -496,16 +496,27 @@ impl Tsdb {
         // each series with where it is, in source order
         let mut heads: Vec<Option<Found<'_>>> = lists.iter_mut().map(Iterator::next).collect();
         let mut series: Vec<(Labels, Sources)> = Vec::new();
+        // the sources whose next series is the smallest, ascending: one
+        // comparison per source finds both the smallest and its equals
+        let mut same: Vec<usize> = Vec::with_capacity(heads.len());
         loop {
-            let mut min: Option<usize> = None;
+            same.clear();
             for (i, h) in heads.iter().enumerate() {
-                if let Some(f) = h
-                    && min.is_none_or(|m| heads[m].as_ref().is_some_and(|mf| f.order(mf).is_lt()))
-                {
-                    min = Some(i);
+                let Some(f) = h else { continue };
+                let order = same
+                    .first()
+                    .and_then(|&m| heads[m].as_ref())
+                    .map(|mf| f.order(mf));
+                match order {
+                    None | Some(std::cmp::Ordering::Less) => {
+                        same.clear();
+                        same.push(i);
+                    }
+                    Some(std::cmp::Ordering::Equal) => same.push(i),
+                    Some(std::cmp::Ordering::Greater) => {}
                 }
             }
-            let Some(m) = min else { break };
+            let Some(&m) = same.first() else { break };
             let Some(first) = heads[m].take() else {
                 break;
             };
@@ -514,15 +525,15 @@ impl Tsdb {
                 Found::Head(l, r) => (l, r),
                 Found::Block(b, r) => match b.labels_of(r) {
                     Some(l) => (l, r),
-                    // labels the index cannot give: not selectable
+                    // labels the index cannot give: not selectable (the
+                    // other sources' series come up again next)
                     None => continue,
                 },
             };
-            let mut at: Sources = vec![(m, r)];
-            for i in m + 1..heads.len() {
-                if heads[i].as_ref().is_some_and(|f| f.has_labels(&labels))
-                    && let Some(f) = heads[i].take()
-                {
+            let mut at: Sources = Vec::with_capacity(same.len());
+            at.push((m, r));
+            for &i in &same[1..] {
+                if let Some(f) = heads[i].take() {
                     heads[i] = lists[i].next();
                     at.push((i, f.series_ref()));
                 }
@@ -859,13 +870,6 @@ impl Found<'_> {
             (Found::Head(a, _), Found::Block(b, s)) => a.pairs().cmp(b.label_strs(*s)),
             (Found::Block(a, r), Found::Head(b, _)) => a.label_strs(*r).cmp(b.pairs()),
             (Found::Block(a, r), Found::Block(b, s)) => a.label_strs(*r).cmp(b.label_strs(*s)),
-        }
-    }
-
-    fn has_labels(&self, labels: &Labels) -> bool {
-        match self {
-            Found::Head(l, _) => l == labels,
-            Found::Block(b, r) => b.labels_eq(*r, labels),
         }
     }
 }
