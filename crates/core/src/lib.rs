@@ -2,6 +2,7 @@
 //! mapping to HTTP status and gRPC code, tenant ids, and build information.
 
 pub mod build;
+pub mod cache;
 pub mod error;
 pub mod limits;
 pub mod parallel;

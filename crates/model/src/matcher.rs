@@ -2,10 +2,10 @@
 //! regexes are fully anchored, and a missing label matches as the empty
 //! string.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
+use std::sync::LazyLock;
 
+use pharos_core::cache::TextCache;
 use regex::Regex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,40 +35,12 @@ pub struct MatcherError {
     pub reason: String,
 }
 
-static COMPILED: LazyLock<RegexCache> = LazyLock::new(RegexCache::default);
-
-/// Anchored regexes by pattern, bounded: queries repeat their matchers
-/// (every dashboard refresh, every rule evaluation, every `match[]`), and
-/// compiling one costs more than most small queries' reads. At most
-/// [`RegexCache::ENTRIES`] patterns of at most [`RegexCache::PATTERN_MAX`]
-/// bytes; when full it starts over. A clone of a `Regex` is cheap and has
-/// its own scratch space, so threads do not contend on it.
-#[derive(Default)]
-struct RegexCache(Mutex<HashMap<String, Regex>>);
-
-impl RegexCache {
-    const ENTRIES: usize = 1024;
-    const PATTERN_MAX: usize = 4096;
-
-    fn get_or_compile(&self, pattern: &str) -> Result<Regex, regex::Error> {
-        if let Some(re) = self.lock().get(pattern) {
-            return Ok(re.clone());
-        }
-        let re = Regex::new(&format!("^(?:{pattern})$"))?;
-        if pattern.len() <= Self::PATTERN_MAX {
-            let mut map = self.lock();
-            if map.len() >= Self::ENTRIES {
-                map.clear();
-            }
-            map.insert(pattern.to_owned(), re.clone());
-        }
-        Ok(re)
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Regex>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
+/// Anchored regexes by pattern: queries repeat their matchers (every
+/// dashboard refresh, every rule evaluation, every `match[]`), and
+/// compiling one costs more than most small queries' reads. A clone of a
+/// `Regex` is cheap and has its own scratch space, so threads do not
+/// contend on it.
+static COMPILED: LazyLock<TextCache<Regex>> = LazyLock::new(|| TextCache::new(1024, 4096));
 
 #[derive(Debug, Clone)]
 pub struct Matcher {
@@ -93,13 +65,15 @@ impl Matcher {
         let name = name.into();
         let value = value.into();
         let re = match op {
-            MatchOp::Regex | MatchOp::NotRegex => {
-                Some(COMPILED.get_or_compile(&value).map_err(|e| MatcherError {
-                    name: name.clone(),
-                    pattern: value.clone(),
-                    reason: e.to_string(),
-                })?)
-            }
+            MatchOp::Regex | MatchOp::NotRegex => Some(
+                COMPILED
+                    .get_or_try(&value, |v| Regex::new(&format!("^(?:{v})$")))
+                    .map_err(|e| MatcherError {
+                        name: name.clone(),
+                        pattern: value.clone(),
+                        reason: e.to_string(),
+                    })?,
+            ),
             _ => None,
         };
         Ok(Self {
@@ -172,10 +146,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn compiled_regexes_are_shared_bounded_and_anchored() {
+    fn compiled_regexes_are_kept_and_stay_anchored() {
         let a = Matcher::new(MatchOp::Regex, "device", "eth.*").unwrap();
         let b = Matcher::new(MatchOp::NotRegex, "device", "eth.*").unwrap();
-        assert!(COMPILED.lock().contains_key("eth.*"));
+        assert!(COMPILED.contains("eth.*"));
         assert!(a.matches("eth0") && !a.matches("veth0"));
         assert!(!b.matches("eth0") && b.matches("veth0"));
         // a bad pattern errs every time, and is not kept
@@ -183,15 +157,7 @@ mod tests {
             let e = Matcher::new(MatchOp::Regex, "x", "a(").unwrap_err();
             assert_eq!(e.pattern, "a(");
         }
-        assert!(!COMPILED.lock().contains_key("a("));
-        let cache = RegexCache::default();
-        for i in 0..RegexCache::ENTRIES + 5 {
-            cache.get_or_compile(&format!("p{i}")).unwrap();
-            assert!(cache.lock().len() <= RegexCache::ENTRIES);
-        }
-        let long = "y".repeat(RegexCache::PATTERN_MAX + 1);
-        assert!(cache.get_or_compile(&long).unwrap().is_match(&long));
-        assert!(!cache.lock().contains_key(&long));
+        assert!(!COMPILED.contains("a("));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The parsing front end: `promql-parser` plus the checks that make it
 //! answer like Prometheus 2.42's parser.
 
-use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{LazyLock, Mutex, Once};
+use std::sync::{LazyLock, Once};
+
+use pharos_core::cache::TextCache;
 
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{Expr, VectorSelector};
@@ -90,51 +91,14 @@ const FUNCTIONS_242: &[&str] = &[
 /// Errors carry Prometheus' `line:col:` prefix where the position can be
 /// found (see [`locate`]).
 ///
-/// Queries that parse are kept (see [`ParseCache`]): dashboards and rules
-/// send the same few texts again and again, and parsing compiles every
-/// regex matcher anew, most of a small query's cost.
+/// Queries that parse are kept: dashboards and rules send the same few
+/// texts again and again, and parsing compiles every regex matcher anew,
+/// most of a small query's cost.
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
-    if let Some(expr) = PARSED.get(query) {
-        return Ok(expr);
-    }
-    let expr = parse_unlocated(query).map_err(|e| locate(query, e))?;
-    PARSED.put(query, &expr);
-    Ok(expr)
+    PARSED.get_or_try(query, |q| parse_unlocated(q).map_err(|e| locate(q, e)))
 }
 
-static PARSED: LazyLock<ParseCache> = LazyLock::new(ParseCache::default);
-
-/// Parsed queries by their text, bounded: at most [`ParseCache::ENTRIES`]
-/// texts of at most [`ParseCache::TEXT_MAX`] bytes; when full it starts
-/// over (a dashboard's working set is far smaller).
-#[derive(Default)]
-struct ParseCache(Mutex<HashMap<String, Expr>>);
-
-impl ParseCache {
-    const ENTRIES: usize = 1024;
-    const TEXT_MAX: usize = 4096;
-
-    fn get(&self, query: &str) -> Option<Expr> {
-        self.lock().get(query).cloned()
-    }
-
-    fn put(&self, query: &str, expr: &Expr) {
-        if query.len() > Self::TEXT_MAX {
-            return;
-        }
-        let mut map = self.lock();
-        if map.len() >= Self::ENTRIES {
-            map.clear();
-        }
-        map.insert(query.to_owned(), expr.clone());
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Expr>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
+static PARSED: LazyLock<TextCache<Expr>> = LazyLock::new(|| TextCache::new(1024, 4096));
 
 fn parse_unlocated(query: &str) -> Result<Expr, QueryError> {
     static REGISTER: Once = Once::new();
@@ -1385,32 +1349,14 @@ mod tests {
         let q =
             r#"sum by (instance) (rate(node_network_receive_bytes_total{device=~"eth.*"}[5m]))"#;
         let first = parse(q).unwrap();
-        assert!(PARSED.get(q).is_some());
+        assert!(PARSED.contains(q));
         assert_eq!(parse(q).unwrap(), first);
         // a failing text is parsed (and located) again every time
         let bad = "sum(rate(x[5m])";
         let e1 = parse(bad).unwrap_err().to_string();
-        assert!(PARSED.get(bad).is_none());
+        assert!(!PARSED.contains(bad));
         assert_eq!(parse(bad).unwrap_err().to_string(), e1);
         assert!(e1.contains("1:"), "{e1}");
-    }
-
-    #[test]
-    fn the_parse_cache_is_bounded() {
-        let cache = ParseCache::default();
-        let expr = parse("up").unwrap();
-        for i in 0..ParseCache::ENTRIES + 10 {
-            cache.put(&format!("up + {i}"), &expr);
-            assert!(cache.lock().len() <= ParseCache::ENTRIES);
-        }
-        assert!(
-            cache
-                .get(&format!("up + {}", ParseCache::ENTRIES + 9))
-                .is_some()
-        );
-        let long = "x".repeat(ParseCache::TEXT_MAX + 1);
-        cache.put(&long, &expr);
-        assert!(cache.get(&long).is_none());
     }
 
     fn parse_err(q: &str) -> String {
