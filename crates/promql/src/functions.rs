@@ -593,6 +593,7 @@ fn linear_regression(s: &[Sample], intercept_t: i64) -> (f64, f64) {
 
 /// Where a series' value drops (a counter reset), so a window's resets are
 /// found without scanning all its samples at every step.
+#[derive(Default)]
 struct Resets {
     /// Indexes `i` with `samples[i].v < samples[i - 1].v`, ascending (the
     /// walk skips those no window can hold).
@@ -603,13 +604,6 @@ struct Resets {
 }
 
 impl Resets {
-    fn new() -> Self {
-        Self {
-            at: Vec::new(),
-            next: 0,
-        }
-    }
-
     /// Records sample `i` (at least 1) if it drops. Offered in ascending
     /// order by the walk as it first reaches each sample, so a window's
     /// drops are known when it is done.
@@ -750,7 +744,7 @@ fn extrapolated_series(
     }
     // drops are found as the walk reaches each sample (no pass of its
     // own over the series; most counters never drop)
-    let mut resets = Resets::new();
+    let mut resets = Resets::default();
     COLUMNS.with_borrow_mut(|c| {
         // every column as long as the grid, written by index: no
         // capacity checks in the walk, and pointers kept in registers
@@ -1245,7 +1239,7 @@ mod tests {
             .map(|(i, &v)| Sample::new(i as i64, v))
             .collect();
         for len in 1..5 {
-            let mut r = Resets::new();
+            let mut r = Resets::default();
             for i in 1..samples.len() {
                 r.check(&samples, i);
             }

@@ -367,13 +367,12 @@ impl Index {
 
     /// The series' labels, materialized.
     pub fn labels(&self, r: SeriesRef) -> Option<Labels> {
-        let at = self.series.get(r)?;
+        self.series.get(r)?;
         let v = self
-            .labels
-            .pairs(at)
-            .map(|(n, v)| Label {
-                name: self.strings.str(n).to_owned(),
-                value: self.strings.str(v).to_owned(),
+            .label_strs(r)
+            .map(|(name, value)| Label {
+                name: name.to_owned(),
+                value: value.to_owned(),
             })
             .collect();
         Labels::from_sorted(v).ok()
@@ -405,10 +404,8 @@ impl Index {
 
     /// Calls `f` with each (name, value) of series `r`.
     pub fn for_each_label(&self, r: SeriesRef, mut f: impl FnMut(&str, &str)) {
-        if let Some(at) = self.series.get(r) {
-            for (n, v) in self.labels.pairs(at) {
-                f(self.strings.str(n), self.strings.str(v));
-            }
+        for (name, value) in self.label_strs(r) {
+            f(name, value);
         }
     }
 
